@@ -1,0 +1,96 @@
+#pragma once
+// recsyncd.conf (TOML). SPEC.md section 7 fixes the names; every key, its
+// default and its meaning is listed in config_keys() and documented in
+// recsyncd.conf(5) and etc/recsyncd.conf (a test keeps the three in step).
+//
+// Errors are "file:line: reason" (line 0 when the problem is a missing key).
+// Unknown keys and bad values are errors, never ignored.
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "recsync/status.h"
+#include "recsync/units.h"
+
+namespace recsync {
+
+struct PeerConfig {
+  std::string name;         // required, unique
+  std::string address;      // required, "host:port" or "[v6]:port"
+  std::string fingerprint;  // required, "sha256:<64 hex>" printed by `recsync id`
+};
+
+struct Config {
+  std::string source;                        // the file this came from
+  std::string node;                          // default: short hostname
+  std::string state_dir = "/var/lib/recsync";
+
+  struct {
+    std::string level = "info";                  // trace|debug|info|warn|error|off
+    std::map<std::string, std::string> components;  // per-component overrides
+  } log;
+
+  struct {
+    std::string socket = "/run/recsync/recsyncd.sock";
+    std::string group = "recsync";  // may use the socket; "" = root and the daemon's user only
+  } control;
+
+  struct {
+    std::string path;                            // required
+    std::vector<std::string> include = {"*.wav"};
+    std::vector<std::string> exclude;
+    Millis settle{1000};        // quiet time after close before a file is finished
+    std::string open_check = "auto";  // auto|lease|proc|none: how a live writer is detected
+    int usage_warn_pct = 70;    // spool usage alarms
+    int usage_crit_pct = 90;
+  } spool;
+
+  struct {
+    std::string path;           // required
+    std::string layout = "date";  // "date" (YYYY/MM/DD/, UTC) or "flat"
+    int workers = 2;            // parallel archive copies
+    Millis retry_max{60000};    // backoff cap for failing copies
+  } archive;
+
+  struct {
+    Millis keep{15LL * 24 * 3600 * 1000};  // "0" = never prune
+    Millis interval{3600 * 1000};          // time between retention passes
+    int pace = 200;                        // deletions per second, 0 = unpaced
+    Millis tmp_grace{24LL * 3600 * 1000};  // abandoned temp files older than this go
+    Millis clock_tolerance{3600 * 1000};   // refuse pruning when newest recording is this far in the future
+    std::string audit_log;                 // default: <state_dir>/audit.log
+  } retention;
+
+  struct {
+    std::string listen = "0.0.0.0:7373";
+    uint64_t bandwidth_bps = 50'000'000;  // 0 = no cap
+  } replication;
+
+  std::vector<PeerConfig> peers;
+
+  struct {
+    std::string listen = "127.0.0.1:9465";  // "" disables
+  } metrics;
+
+  std::string audit_log_path() const {
+    return retention.audit_log.empty() ? state_dir + "/audit.log" : retention.audit_log;
+  }
+  std::string db_path() const { return state_dir + "/state.db"; }
+};
+
+// Parses TOML text. `source` names the file in error messages.
+Result<Config> parse_config(const std::string& text, const std::string& source);
+// Reads and parses a file.
+Result<Config> load_config(const std::string& path);
+
+struct ConfigKey {
+  const char* name;      // "spool.settle", "peer.name" for [[peer]] keys, "node" top level
+  const char* default_;  // as written in the file; "" when required or computed
+  const char* doc;       // one line
+};
+// Every key the parser accepts, in documentation order.
+const std::vector<ConfigKey>& config_keys();
+
+}  // namespace recsync
