@@ -23,12 +23,12 @@ struct PeerConfig {
 };
 
 struct Config {
-  std::string source;                        // the file this came from
-  std::string node;                          // default: short hostname
+  std::string source;  // the file this came from
+  std::string node;    // default: short hostname
   std::string state_dir = "/var/lib/recsync";
 
   struct {
-    std::string level = "info";                  // trace|debug|info|warn|error|off
+    std::string level = "info";                     // trace|debug|info|warn|error|off
     std::map<std::string, std::string> components;  // per-component overrides
   } log;
 
@@ -38,20 +38,20 @@ struct Config {
   } control;
 
   struct {
-    std::string path;                            // required
+    std::string path;  // required
     std::vector<std::string> include = {"*.wav"};
     std::vector<std::string> exclude;
-    Millis settle{1000};        // quiet time after close before a file is finished
+    Millis settle{1000};              // quiet time after close before a file is finished
     std::string open_check = "auto";  // auto|lease|proc|none: how a live writer is detected
-    int usage_warn_pct = 70;    // spool usage alarms
+    int usage_warn_pct = 70;          // spool usage alarms
     int usage_crit_pct = 90;
   } spool;
 
   struct {
-    std::string path;           // required
+    std::string path;             // required
     std::string layout = "date";  // "date" (YYYY/MM/DD/, UTC) or "flat"
-    int workers = 2;            // parallel archive copies
-    Millis retry_max{60000};    // backoff cap for failing copies
+    int workers = 2;              // parallel archive copies
+    Millis retry_max{60000};      // backoff cap for failing copies
   } archive;
 
   struct {
@@ -59,8 +59,9 @@ struct Config {
     Millis interval{3600 * 1000};          // time between retention passes
     int pace = 200;                        // deletions per second, 0 = unpaced
     Millis tmp_grace{24LL * 3600 * 1000};  // abandoned temp files older than this go
-    Millis clock_tolerance{3600 * 1000};   // refuse pruning when newest recording is this far in the future
-    std::string audit_log;                 // default: <state_dir>/audit.log
+    Millis clock_tolerance{3600 *
+                           1000};  // refuse pruning when newest recording is this far in the future
+    std::string audit_log;         // default: <state_dir>/audit.log
   } retention;
 
   struct {

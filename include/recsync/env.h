@@ -54,7 +54,7 @@ class File {
   virtual Result<size_t> read(void* buf, size_t n) = 0;
   // Writes all n bytes or fails (a short write is retried, then an error).
   virtual Status write_all(const void* buf, size_t n) = 0;
-  virtual Status sync() = 0;      // fsync
+  virtual Status sync() = 0;  // fsync
   virtual Result<FileStat> stat() = 0;
   virtual Status set_mtime_ns(int64_t ns) = 0;
   // Drops this file's cached pages (posix_fadvise DONTNEED); best effort.
@@ -98,9 +98,9 @@ class FaultEnv : public Env {
  public:
   explicit FaultEnv(Env* base) : base_(base) {}
 
-  std::atomic<int> write_errno{0};      // writes fail with this errno (ENOSPC, EIO)
+  std::atomic<int> write_errno{0};        // writes fail with this errno (ENOSPC, EIO)
   std::atomic<bool> short_writes{false};  // each write() writes at most 1 byte per call
-  std::atomic<int> sync_errno{0};       // fsync of files and folders fails
+  std::atomic<int> sync_errno{0};         // fsync of files and folders fails
   std::atomic<int> rename_errno{0};
   std::atomic<int> unlink_errno{0};
   std::atomic<int> create_errno{0};

@@ -66,10 +66,10 @@ class [[nodiscard]] Result {
   std::variant<T, Status> v_;
 };
 
-#define RECSYNC_RETURN_IF_ERROR(expr)        \
-  do {                                       \
-    ::recsync::Status _st = (expr);          \
-    if (!_st.is_ok()) return _st;            \
+#define RECSYNC_RETURN_IF_ERROR(expr) \
+  do {                                \
+    ::recsync::Status _st = (expr);   \
+    if (!_st.is_ok()) return _st;     \
   } while (0)
 
 }  // namespace recsync

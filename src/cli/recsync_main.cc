@@ -1,1 +1,3 @@
-int main() { return 1; }  // placeholder, replaced by the real main
+#include "cli/cli.h"
+
+int main(int argc, char** argv) { return recsync::run_cli(argc, argv); }

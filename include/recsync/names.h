@@ -1,0 +1,28 @@
+#pragma once
+// Names the engine itself creates inside the spool and the archive. The
+// watcher, scanner and pruner recognise them and leave them alone (except
+// that the pruner removes abandoned temps after [retention] tmp_grace).
+#include <string>
+#include <string_view>
+
+namespace recsync {
+
+// Archive temp files: "<folder>/.recsync-tmp.<final name>.<random>".
+inline constexpr std::string_view kTempPrefix = ".recsync-tmp.";
+
+inline bool is_temp_name(std::string_view basename) {
+  return basename.substr(0, kTempPrefix.size()) == kTempPrefix;
+}
+// Hidden files (leading '.') are never recordings.
+inline bool is_hidden_name(std::string_view basename) {
+  return !basename.empty() && basename.front() == '.';
+}
+// The recording id shown to operators: the file name without its extension
+// (FreeSWITCH names recordings <uuid>.wav, so this is the call uuid).
+inline std::string recording_id(std::string_view basename) {
+  auto dot = basename.rfind('.');
+  return std::string(dot == std::string_view::npos || dot == 0 ? basename
+                                                               : basename.substr(0, dot));
+}
+
+}  // namespace recsync

@@ -1,0 +1,74 @@
+#pragma once
+// Moves one finished recording from the spool into the archive, durably.
+//
+// The protocol (SPEC 4.3, STYLE habit 7), for spool file S:
+//   1. open S, check no process has it open for writing (read lease, held
+//      through step 7, or /proc), check it has been quiet for `settle`;
+//   2. copy S to <final folder>/.recsync-tmp.<name>.<random> while hashing,
+//      carry S's mtime over (the recording time), fsync the temp;
+//   3. re-check S: same size and mtime, lease not broken (no writer came);
+//   4. read the temp back and compare its hash (verify);
+//   5. rename the temp to the final name with RENAME_NOREPLACE — never over
+//      another file: an identical file there means "already archived" (a
+//      crash between rename and unlink), a different one gets name.vN.ext;
+//   6. fsync the folder, record the recording in the state store;
+//   7. only then unlink S.
+// A crash at any point leaves S, or the final archive copy, or both; never a
+// partial file under a final name. Temps left by a crash are removed by the
+// startup reconcile scan.
+//
+// Thread safety: archive_one() may run on several worker threads at once for
+// different files; the same spool path must not be given to two at once.
+#include <string>
+
+#include "archive/layout.h"
+#include "recsync/env.h"
+#include "recsync/units.h"
+#include "state/store.h"
+#include "watch/writer_check.h"
+
+namespace recsync {
+
+struct ArchiverOptions {
+  std::string spool_root;
+  std::string archive_root;
+  Layout layout = Layout::kDate;
+  OpenCheck open_check = OpenCheck::kAuto;
+};
+
+struct ArchiveOutcome {
+  enum class Kind {
+    kArchived,         // copied, verified, spool copy removed
+    kAlreadyArchived,  // an identical copy was in place; spool copy removed
+    kNotSettled,       // written to within settle: try again at retry_at_ms
+    kWriterBusy,       // still open for writing by some process
+    kChanged,          // written to while being copied; temp discarded
+    kVanished,         // the spool file is gone (nothing to do)
+    kSkipped,          // not a regular file
+    kFailed,           // status says why; the spool copy is untouched
+  } kind = Kind::kFailed;
+  Status status;
+  RecordingRow row;         // for kArchived / kAlreadyArchived
+  int64_t retry_at_ms = 0;  // for kNotSettled: wall time when it will be quiet
+  double copy_ms = 0;
+};
+
+const char* outcome_name(ArchiveOutcome::Kind k);
+
+class Archiver {
+ public:
+  // env and store must outlive the Archiver.
+  Archiver(Env* env, StateStore* store, ArchiverOptions opt);
+
+  ArchiveOutcome archive_one(const std::string& spool_rel, Millis settle);
+
+ private:
+  Result<std::string> copy_to_temp(File& src, const std::string& tmp, int64_t mtime_ns);
+  Result<std::string> hash_file(const std::string& path);
+
+  Env* env_;
+  StateStore* store_;
+  ArchiverOptions opt_;
+};
+
+}  // namespace recsync

@@ -1,0 +1,792 @@
+#include "recsync/config.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <toml++/toml.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <filesystem>
+#include <initializer_list>
+#include <map>
+
+#include "recsync/log.h"
+
+namespace recsync {
+namespace {
+
+constexpr size_t kMaxConfigBytes = 1 << 20;
+constexpr size_t kMaxSocketPath = 107;  // sizeof(sockaddr_un::sun_path) - 1
+
+// One value being applied: its node, its dotted name for messages and the
+// "file:line: " prefix of its position.
+struct Item {
+  const toml::node& node;
+  std::string key;
+  std::string where;
+  Status fail(const std::string& why) const { return Status::invalid(where + key + ": " + why); }
+};
+
+std::string where_of(const std::string& source, uint32_t line) {
+  return line == 0 ? source + ": " : source + ":" + std::to_string(line) + ": ";
+}
+
+const char* type_name(toml::node_type t) {
+  switch (t) {
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a float";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::date:
+      return "a date";
+    case toml::node_type::time:
+      return "a time";
+    case toml::node_type::date_time:
+      return "a date-time";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::table:
+      return "a table";
+    default:
+      return "nothing";
+  }
+}
+
+Status wrong_type(const Item& it, const char* want) {
+  return it.fail(std::string("expected ") + want + " (got " + type_name(it.node.type()) + ")");
+}
+
+std::string join(std::initializer_list<const char*> xs) {
+  std::string out;
+  for (const char* x : xs) out += (out.empty() ? "" : ", ") + std::string(x);
+  return out;
+}
+
+Status get_string(const Item& it, std::string* out) {
+  const auto* s = it.node.as_string();
+  if (!s) return wrong_type(it, "a string");
+  *out = s->get();
+  return Status::ok();
+}
+
+Status get_int(const Item& it, int64_t lo, int64_t hi, int* out) {
+  const auto* v = it.node.as_integer();
+  if (!v) return wrong_type(it, "an integer");
+  int64_t n = v->get();
+  if (n < lo || n > hi) {
+    return it.fail("must be between " + std::to_string(lo) + " and " + std::to_string(hi) +
+                   " (got " + std::to_string(n) + ")");
+  }
+  *out = static_cast<int>(n);
+  return Status::ok();
+}
+
+Status get_choice(const Item& it, std::initializer_list<const char*> choices, std::string* out) {
+  std::string s;
+  RECSYNC_RETURN_IF_ERROR(get_string(it, &s));
+  for (const char* c : choices) {
+    if (s == c) {
+      *out = s;
+      return Status::ok();
+    }
+  }
+  return it.fail("must be one of " + join(choices) + " (got '" + s + "')");
+}
+
+Status get_level(const Item& it, std::string* out) {
+  return get_choice(it, {"trace", "debug", "info", "warn", "error", "off"}, out);
+}
+
+// A duration string, or the integer 0. `min` is inclusive.
+Status get_duration(const Item& it, Millis min, Millis* out) {
+  Millis d{0};
+  if (const auto* i = it.node.as_integer()) {
+    if (i->get() != 0) {
+      return it.fail("a duration needs a unit, e.g. \"" + std::to_string(i->get()) + "s\" (got " +
+                     std::to_string(i->get()) + ")");
+    }
+  } else if (const auto* s = it.node.as_string()) {
+    auto r = parse_duration(s->get());
+    if (!r) return it.fail(r.status().message());
+    d = *r;
+  } else {
+    return wrong_type(it, "a duration string such as \"30s\"");
+  }
+  if (d < min) {
+    if (min == Millis{1}) return it.fail("must be greater than 0");
+    return it.fail("must be at least " + format_duration(min) + " (got " + format_duration(d) +
+                   ")");
+  }
+  *out = d;
+  return Status::ok();
+}
+
+Status get_string_list(const Item& it, std::vector<std::string>* out) {
+  const auto* a = it.node.as_array();
+  if (!a) return wrong_type(it, "an array of strings");
+  std::vector<std::string> v;
+  for (const toml::node& el : *a) {
+    const auto* s = el.as_string();
+    if (!s) {
+      return it.fail(std::string("expected an array of strings (found ") + type_name(el.type()) +
+                     ")");
+    }
+    if (s->get().empty()) return it.fail("patterns must not be empty");
+    v.push_back(s->get());
+  }
+  *out = std::move(v);
+  return Status::ok();
+}
+
+// Lexically normal form without a trailing '/': "/a/b/../c/" -> "/a/c".
+std::string normal_path(const std::string& p) {
+  std::string n = std::filesystem::path(p).lexically_normal().string();
+  while (n.size() > 1 && n.back() == '/') n.pop_back();
+  return n;
+}
+
+Status get_abs_path(const Item& it, bool allow_empty, std::string* out) {
+  std::string s;
+  RECSYNC_RETURN_IF_ERROR(get_string(it, &s));
+  if (s.empty() && allow_empty) {
+    out->clear();
+    return Status::ok();
+  }
+  if (s.empty() || s[0] != '/') return it.fail("must be an absolute path (got '" + s + "')");
+  *out = normal_path(s);
+  return Status::ok();
+}
+
+bool valid_name(const std::string& s) {
+  if (s.empty() || s.size() > 64 || !std::isalnum(static_cast<unsigned char>(s[0]))) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+  });
+}
+
+Status get_name(const Item& it, std::string* out) {
+  std::string s;
+  RECSYNC_RETURN_IF_ERROR(get_string(it, &s));
+  if (!valid_name(s)) {
+    return it.fail("'" + s +
+                   "' is not a valid node name (1-64 letters, digits, '.', '_', '-'; "
+                   "starting with a letter or digit)");
+  }
+  *out = s;
+  return Status::ok();
+}
+
+// Why "host:port" / "[v6]:port" is malformed, or "" when it is fine.
+std::string address_problem(const std::string& s, bool allow_port0) {
+  std::string host, port;
+  if (!s.empty() && s[0] == '[') {
+    size_t close = s.find(']');
+    if (close == std::string::npos) return "missing ']'";
+    if (close + 1 >= s.size() || s[close + 1] != ':') return "missing ':port' after ']'";
+    host = s.substr(1, close - 1);
+    port = s.substr(close + 2);
+    std::string addr = host.substr(0, host.find('%'));  // fe80::1%eth0
+    in6_addr a6;
+    if (inet_pton(AF_INET6, addr.c_str(), &a6) != 1) return "'" + host + "' is not an IPv6 address";
+  } else {
+    size_t colon = s.rfind(':');
+    if (colon == std::string::npos) return "missing ':port'";
+    host = s.substr(0, colon);
+    port = s.substr(colon + 1);
+    if (host.empty()) return "missing host";
+    if (host.find(':') != std::string::npos) {
+      return "an IPv6 address must be in brackets, e.g. [::1]:7373";
+    }
+    bool ok = std::all_of(host.begin(), host.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_';
+    });
+    if (!ok) return "'" + host + "' is not a valid host name";
+    bool numeric = std::all_of(host.begin(), host.end(),
+                               [](char c) { return (c >= '0' && c <= '9') || c == '.'; });
+    in_addr a4;
+    if (numeric && inet_pton(AF_INET, host.c_str(), &a4) != 1) {
+      return "'" + host + "' is not an IPv4 address";
+    }
+  }
+  if (port.empty() || port.size() > 5 ||
+      !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return "'" + port + "' is not a port number";
+  }
+  int p = std::stoi(port);
+  if (p > 65535 || (p == 0 && !allow_port0)) return "port " + port + " is out of range";
+  return "";
+}
+
+// Listen addresses may use port 0 (any free port: tests); peer addresses not.
+Status get_address(const Item& it, bool listen, bool allow_empty, std::string* out) {
+  std::string s;
+  RECSYNC_RETURN_IF_ERROR(get_string(it, &s));
+  if (s.empty() && allow_empty) {
+    out->clear();
+    return Status::ok();
+  }
+  std::string why = address_problem(s, listen);
+  if (!why.empty()) {
+    return it.fail("invalid address '" + s + "': " + why + " (expected host:port or [v6]:port)");
+  }
+  *out = s;
+  return Status::ok();
+}
+
+Status get_bandwidth(const Item& it, uint64_t* out) {
+  if (const auto* i = it.node.as_integer()) {
+    if (i->get() != 0) {
+      return it.fail("a number alone must be 0 (no cap); write a rate such as \"50MB/s\" (got " +
+                     std::to_string(i->get()) + ")");
+    }
+    *out = 0;
+    return Status::ok();
+  }
+  const auto* s = it.node.as_string();
+  if (!s) return wrong_type(it, "a rate string such as \"50MB/s\"");
+  auto r = parse_rate(s->get());
+  if (!r) return it.fail(r.status().message());
+  *out = *r;
+  return Status::ok();
+}
+
+Status get_fingerprint(const Item& it, std::string* out) {
+  std::string s;
+  RECSYNC_RETURN_IF_ERROR(get_string(it, &s));
+  constexpr std::string_view kPrefix = "sha256:";
+  bool ok = s.size() == kPrefix.size() + 64 && s.compare(0, kPrefix.size(), kPrefix) == 0 &&
+            std::all_of(s.begin() + kPrefix.size(), s.end(),
+                        [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+  if (!ok) {
+    return it.fail(
+        "expected \"sha256:\" and 64 lowercase hex digits, as printed by `recsync id` "
+        "on the peer (got '" +
+        s + "')");
+  }
+  *out = s;
+  return Status::ok();
+}
+
+Status get_socket_path(const Item& it, std::string* out) {
+  RECSYNC_RETURN_IF_ERROR(get_abs_path(it, false, out));
+  if (out->size() > kMaxSocketPath) {
+    return it.fail("path is too long for a unix socket (at most " + std::to_string(kMaxSocketPath) +
+                   " bytes)");
+  }
+  return Status::ok();
+}
+
+Status get_components(const Item& it, const std::string& source,
+                      std::map<std::string, std::string>* out) {
+  const auto* t = it.node.as_table();
+  if (!t) return wrong_type(it, "a table of component = level");
+  std::map<std::string, std::string> m;
+  for (auto&& [k, v] : *t) {
+    std::string name(k.str());
+    bool known = false;
+    std::string all;
+    for (const char* c : log::kComponents) {
+      known = known || name == c;
+      all += (all.empty() ? "" : ", ") + std::string(c);
+    }
+    if (!known) {
+      return Status::invalid(where_of(source, k.source().begin.line) +
+                             "log.components: unknown component '" + name + "' (known: " + all +
+                             ")");
+    }
+    Item sub{v, "log.components." + name, where_of(source, v.source().begin.line)};
+    RECSYNC_RETURN_IF_ERROR(get_level(sub, &m[name]));
+  }
+  *out = std::move(m);
+  return Status::ok();
+}
+
+using ApplyFn = Status (*)(const Item&, const std::string& source, Config&);
+using PeerApplyFn = Status (*)(const Item&, PeerConfig&);
+
+// The schema: every key the parser accepts, in documentation order. The
+// parser and config_keys() both read this table, so they cannot disagree.
+struct Field {
+  ConfigKey key;
+  ApplyFn apply;           // keys of the top level and of plain sections
+  PeerApplyFn peer_apply;  // keys of [[peer]]
+};
+
+#define APPLY(body)                                                     \
+  +[](const Item& it, const std::string& source, Config& c) -> Status { \
+    (void)source;                                                       \
+    body;                                                               \
+  }
+#define PEER(body) +[](const Item& it, PeerConfig& p) -> Status { body; }
+
+const Field kFields[] = {
+    {{"node", "", "this node's name, used by peers and in status; default: the short hostname"},
+     APPLY(return get_name(it, &c.node)),
+     nullptr},
+    {{"state_dir", "\"/var/lib/recsync\"",
+      "durable state: database, TLS key and certificate, partial transfers"},
+     APPLY(return get_abs_path(it, false, &c.state_dir)),
+     nullptr},
+
+    {{"log.level", "\"info\"", "default log level: trace, debug, info, warn, error or off"},
+     APPLY(return get_level(it, &c.log.level)),
+     nullptr},
+    {{"log.components", "{}",
+      "per-component levels, e.g. { watch = \"debug\" }; components: daemon, watch, archive, "
+      "retention, state, control, peer, cli"},
+     APPLY(return get_components(it, source, &c.log.components)),
+     nullptr},
+
+    {{"control.socket", "\"/run/recsync/recsyncd.sock\"",
+      "unix socket where the recsync CLI finds the daemon"},
+     APPLY(return get_socket_path(it, &c.control.socket)),
+     nullptr},
+    {{"control.group", "\"recsync\"",
+      "group allowed to use the control socket; \"\" = root and the daemon's user only"},
+     APPLY(return get_string(it, &c.control.group)),
+     nullptr},
+
+    {{"spool.path", "", "folder the media server records into (required)"},
+     APPLY(return get_abs_path(it, false, &c.spool.path)),
+     nullptr},
+    {{"spool.include", "[\"*.wav\"]",
+      "glob patterns of recordings, matched against the file name (or the relative path "
+      "when the pattern has a '/')"},
+     APPLY(return get_string_list(it, &c.spool.include)),
+     nullptr},
+    {{"spool.exclude", "[]", "glob patterns never treated as recordings"},
+     APPLY(return get_string_list(it, &c.spool.exclude)),
+     nullptr},
+    {{"spool.settle", "\"1s\"", "quiet time after the writer closes a file before it is finished"},
+     APPLY(return get_duration(it, Millis{0}, &c.spool.settle)),
+     nullptr},
+    {{"spool.open_check", "\"auto\"", "how a live writer is detected: auto, lease, proc or none"},
+     APPLY(return get_choice(it, {"auto", "lease", "proc", "none"}, &c.spool.open_check)),
+     nullptr},
+    {{"spool.usage_warn", "70", "spool usage percentage (1-100) that raises a warning"},
+     APPLY(return get_int(it, 1, 100, &c.spool.usage_warn_pct)),
+     nullptr},
+    {{"spool.usage_crit", "90",
+      "spool usage percentage (1-100) that raises a critical alarm; above usage_warn"},
+     APPLY(return get_int(it, 1, 100, &c.spool.usage_crit_pct)),
+     nullptr},
+
+    {{"archive.path", "", "long-term archive folder (required)"},
+     APPLY(return get_abs_path(it, false, &c.archive.path)),
+     nullptr},
+    {{"archive.layout", "\"date\"", "\"date\" (YYYY/MM/DD/ folders, UTC) or \"flat\""},
+     APPLY(return get_choice(it, {"date", "flat"}, &c.archive.layout)),
+     nullptr},
+    {{"archive.workers", "2", "parallel archive copies (1-16)"},
+     APPLY(return get_int(it, 1, 16, &c.archive.workers)),
+     nullptr},
+    {{"archive.retry_max", "\"1m\"", "longest wait between retries of a failing copy"},
+     APPLY(return get_duration(it, Millis{1}, &c.archive.retry_max)),
+     nullptr},
+
+    {{"retention.keep", "\"15d\"", "age after which archived recordings are pruned; \"0\" = never"},
+     APPLY(return get_duration(it, Millis{0}, &c.retention.keep)),
+     nullptr},
+    {{"retention.interval", "\"1h\"", "time between retention passes (at least 1s)"},
+     APPLY(return get_duration(it, Millis{1000}, &c.retention.interval)),
+     nullptr},
+    {{"retention.pace", "200", "deletions per second; 0 = unpaced"},
+     APPLY(return get_int(it, 0, 1'000'000, &c.retention.pace)),
+     nullptr},
+    {{"retention.tmp_grace", "\"1d\"", "abandoned temporary files older than this are removed"},
+     APPLY(return get_duration(it, Millis{1}, &c.retention.tmp_grace)),
+     nullptr},
+    {{"retention.clock_tolerance", "\"1h\"",
+      "pruning stops when the newest recording is this far in the future (clock went wrong)"},
+     APPLY(return get_duration(it, Millis{0}, &c.retention.clock_tolerance)),
+     nullptr},
+    {{"retention.audit_log", "", "file listing every deletion; default: <state_dir>/audit.log"},
+     APPLY(return get_abs_path(it, true, &c.retention.audit_log)),
+     nullptr},
+
+    {{"replication.listen", "\"0.0.0.0:7373\"",
+      "address the peer connects to (host:port or [v6]:port)"},
+     APPLY(return get_address(it, true, false, &c.replication.listen)),
+     nullptr},
+    {{"replication.bandwidth", "\"50MB/s\"",
+      "cap on replication traffic, e.g. \"50MB/s\", \"10MiB/s\"; \"0\" = no cap"},
+     APPLY(return get_bandwidth(it, &c.replication.bandwidth_bps)),
+     nullptr},
+
+    {{"peer.name", "", "the peer's node name (required, unique)"},
+     nullptr,
+     PEER(return get_name(it, &p.name))},
+    {{"peer.address", "", "where to reach the peer: host:port or [v6]:port (required)"},
+     nullptr,
+     PEER(return get_address(it, false, false, &p.address))},
+    {{"peer.fingerprint", "",
+      "the peer's certificate fingerprint, \"sha256:...\" as printed by `recsync id` there "
+      "(required)"},
+     nullptr,
+     PEER(return get_fingerprint(it, &p.fingerprint))},
+
+    {{"metrics.listen", "\"127.0.0.1:9465\"", "Prometheus metrics address; \"\" disables"},
+     APPLY(return get_address(it, true, true, &c.metrics.listen)),
+     nullptr},
+};
+
+#undef APPLY
+#undef PEER
+
+std::string section_of(const char* name) {
+  const char* dot = std::strchr(name, '.');
+  return dot ? std::string(name, dot) : std::string();
+}
+std::string leaf_of(const char* name) {
+  const char* dot = std::strchr(name, '.');
+  return dot ? std::string(dot + 1) : std::string(name);
+}
+
+const Field* find_field(const std::string& section, const std::string& key) {
+  for (const Field& f : kFields) {
+    if (section_of(f.key.name) == section && leaf_of(f.key.name) == key) return &f;
+  }
+  return nullptr;
+}
+
+bool is_section(const std::string& name) {
+  if (name.empty()) return false;
+  for (const Field& f : kFields) {
+    if (section_of(f.key.name) == name) return true;
+  }
+  return false;
+}
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// The closest candidate within two edits, or "".
+std::string closest(const std::string& word, const std::vector<std::string>& candidates) {
+  std::string best;
+  size_t best_d = 3;
+  for (const std::string& c : candidates) {
+    size_t d = edit_distance(word, c);
+    if (d < best_d && d < c.size()) {
+      best = c;
+      best_d = d;
+    }
+  }
+  return best;
+}
+
+std::vector<std::string> keys_in(const std::string& section) {
+  std::vector<std::string> out;
+  for (const Field& f : kFields) {
+    if (section_of(f.key.name) == section) out.push_back(leaf_of(f.key.name));
+  }
+  return out;
+}
+
+std::vector<std::string> section_names() {
+  std::vector<std::string> out;
+  for (const Field& f : kFields) {
+    std::string s = section_of(f.key.name);
+    if (!s.empty() && std::find(out.begin(), out.end(), s) == out.end()) out.push_back(s);
+  }
+  return out;
+}
+
+Result<std::string> short_hostname() {
+  char buf[HOST_NAME_MAX + 1] = {};
+  if (gethostname(buf, sizeof(buf) - 1) != 0) return Status::from_errno(errno, "gethostname");
+  std::string h(buf);
+  return h.substr(0, h.find('.'));
+}
+
+// "'/a/b' is inside '/a'" when `inner` is `outer` or below it, lexically.
+bool is_inside(const std::string& inner, const std::string& outer) {
+  if (outer == "/") return true;
+  return inner == outer ||
+         (inner.size() > outer.size() && inner.compare(0, outer.size(), outer) == 0 &&
+          inner[outer.size()] == '/');
+}
+
+class Parser {
+ public:
+  explicit Parser(std::string source) : source_(std::move(source)) {}
+
+  Result<Config> run(const toml::table& root);
+
+ private:
+  std::string at(uint32_t line) const { return where_of(source_, line); }
+  void error(uint32_t line, std::string msg) { errors_.push_back({line, std::move(msg)}); }
+  void error(uint32_t line, const Status& s) { errors_.push_back({line, s.message()}); }
+  void unknown_key(const toml::key& k, const std::string& section, bool is_table);
+  void walk_section(const std::string& section, const toml::table& t);
+  void walk_peers(const toml::key& k, const toml::node& v);
+  void check_required(const char* name);
+
+  std::string source_;
+  Config c_;
+  std::vector<std::pair<uint32_t, std::string>> errors_;
+  std::map<std::string, uint32_t> line_of_;       // key name -> line of its value
+  std::map<std::string, uint32_t> section_line_;  // section -> line of its header
+  std::vector<uint32_t> peer_name_lines_;
+};
+
+void Parser::unknown_key(const toml::key& k, const std::string& section, bool is_table) {
+  std::string name(k.str());
+  uint32_t line = k.source().begin.line;
+  if (section.empty() && is_table) {
+    std::string hint = closest(name, section_names());
+    error(line, at(line) + "unknown section [" + name + "]" +
+                    (hint.empty() ? "" : " (did you mean [" + hint + "]?)"));
+    return;
+  }
+  std::string hint = closest(name, keys_in(section));
+  std::string in = section.empty()     ? ""
+                   : section == "peer" ? " in [[peer]]"
+                                       : " in [" + section + "]";
+  error(line, at(line) + "unknown key '" + name + "'" + in +
+                  (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
+}
+
+void Parser::walk_section(const std::string& section, const toml::table& t) {
+  for (auto&& [k, v] : t) {
+    const Field* f = find_field(section, std::string(k.str()));
+    if (!f) {
+      unknown_key(k, section, v.is_table());
+      continue;
+    }
+    uint32_t line = v.source().begin.line;
+    Item it{v, f->key.name, at(line)};
+    Status s = f->apply(it, source_, c_);
+    if (!s) {
+      error(line, s);
+    } else {
+      line_of_[f->key.name] = line;
+    }
+  }
+}
+
+void Parser::walk_peers(const toml::key& k, const toml::node& v) {
+  uint32_t key_line = k.source().begin.line;
+  const auto* arr = v.as_array();
+  if (!arr) {
+    error(key_line, at(key_line) + "peers are written [[peer]] (one block per peer), not " +
+                        (v.is_table() ? "[peer]" : "a single value"));
+    return;
+  }
+  for (const toml::node& el : *arr) {
+    uint32_t peer_line = el.source().begin.line;
+    const auto* t = el.as_table();
+    if (!t) {
+      error(peer_line, at(peer_line) + "peer: expected a table for each peer (got " +
+                           type_name(el.type()) + ")");
+      continue;
+    }
+    PeerConfig p;
+    std::map<std::string, bool> seen;
+    uint32_t name_line = peer_line;
+    bool ok = true;
+    for (auto&& [pk, pv] : *t) {
+      const Field* f = find_field("peer", std::string(pk.str()));
+      if (!f) {
+        unknown_key(pk, "peer", pv.is_table());
+        ok = false;
+        continue;
+      }
+      seen[f->key.name] = true;
+      uint32_t line = pv.source().begin.line;
+      Status s = f->peer_apply(Item{pv, f->key.name, at(line)}, p);
+      if (!s) {
+        error(line, s);
+        ok = false;
+        continue;
+      }
+      if (std::string_view(f->key.name) == "peer.name") name_line = line;
+    }
+    // A misspelt key is reported as such, not also as a missing one.
+    for (const char* req : {"peer.name", "peer.address", "peer.fingerprint"}) {
+      if (ok && !seen[req]) {
+        error(peer_line, at(peer_line) + "missing required key '" + leaf_of(req) + "' in [[peer]]");
+        ok = false;
+      }
+    }
+    if (ok) {
+      c_.peers.push_back(std::move(p));
+      peer_name_lines_.push_back(name_line);
+    }
+  }
+}
+
+void Parser::check_required(const char* name) {
+  if (line_of_.count(name)) return;
+  std::string section = section_of(name);
+  auto it = section_line_.find(section);
+  uint32_t line = it == section_line_.end() ? 0 : it->second;
+  error(line, at(line) + "missing required key '" + leaf_of(name) + "' in [" + section + "]");
+}
+
+Result<Config> Parser::run(const toml::table& root) {
+  c_.source = source_;
+  for (auto&& [k, v] : root) {
+    std::string name(k.str());
+    uint32_t key_line = k.source().begin.line;
+    if (name == "peer") {
+      walk_peers(k, v);
+    } else if (is_section(name)) {
+      const auto* t = v.as_table();
+      if (!t) {
+        error(key_line, at(key_line) + "'" + name + "' must be a section ([" + name + "]), not " +
+                            type_name(v.type()));
+        continue;
+      }
+      uint32_t header = t->source().begin.line;
+      section_line_[name] = header != 0 ? header : key_line;
+      walk_section(name, *t);
+    } else if (find_field("", name)) {
+      // Top-level keys are walked as the "" section, one key at a time.
+      const Field* f = find_field("", name);
+      uint32_t line = v.source().begin.line;
+      Status s = f->apply(Item{v, f->key.name, at(line)}, source_, c_);
+      if (!s) {
+        error(line, s);
+      } else {
+        line_of_[f->key.name] = line;
+      }
+    } else {
+      unknown_key(k, "", v.is_table());
+    }
+  }
+
+  if (errors_.empty()) {
+    check_required("spool.path");
+    check_required("archive.path");
+  }
+  if (errors_.empty() && !line_of_.count("node")) {
+    auto h = short_hostname();
+    if (!h) return Status::invalid(at(0) + "node: not set and " + h.status().message());
+    if (!valid_name(*h)) {
+      return Status::invalid(at(0) + "node: not set and the hostname '" + *h +
+                             "' is not a valid node name; set node explicitly");
+    }
+    c_.node = *h;
+  }
+  if (errors_.empty()) {
+    std::map<std::string, uint32_t> names;
+    for (size_t i = 0; i < c_.peers.size(); ++i) {
+      const std::string& n = c_.peers[i].name;
+      uint32_t line = peer_name_lines_[i];
+      if (n == c_.node) {
+        error(line, at(line) + "peer.name: '" + n + "' is this node's own name (node = \"" +
+                        c_.node + "\")");
+      } else if (auto it = names.find(n); it != names.end()) {
+        error(line, at(line) + "peer.name: duplicate peer '" + n + "' (first defined at line " +
+                        std::to_string(it->second) + ")");
+      } else {
+        names[n] = line;
+      }
+    }
+  }
+  if (errors_.empty() && c_.spool.usage_warn_pct >= c_.spool.usage_crit_pct) {
+    uint32_t line = line_of_.count("spool.usage_warn") ? line_of_["spool.usage_warn"]
+                                                       : line_of_["spool.usage_crit"];
+    error(line, at(line) + "spool.usage_warn (" + std::to_string(c_.spool.usage_warn_pct) +
+                    ") must be below spool.usage_crit (" + std::to_string(c_.spool.usage_crit_pct) +
+                    ")");
+  }
+  if (errors_.empty()) {
+    const std::string& sp = c_.spool.path;
+    const std::string& ar = c_.archive.path;
+    uint32_t line = line_of_["archive.path"];
+    if (sp == ar) {
+      error(line, at(line) + "archive.path: same folder as spool.path ('" + ar + "')");
+    } else if (is_inside(ar, sp)) {
+      error(line, at(line) + "archive.path: '" + ar + "' is inside spool.path '" + sp +
+                      "' (they must not be nested)");
+    } else if (is_inside(sp, ar)) {
+      error(line, at(line) + "archive.path: '" + ar + "' contains spool.path '" + sp +
+                      "' (they must not be nested)");
+    }
+  }
+  if (!errors_.empty()) {
+    // Report the first problem in file order (toml++ tables iterate by name).
+    auto first = std::min_element(errors_.begin(), errors_.end(),
+                                  [](const auto& a, const auto& b) { return a.first < b.first; });
+    return Status::invalid(first->second);
+  }
+  return std::move(c_);
+}
+
+}  // namespace
+
+Result<Config> parse_config(const std::string& text, const std::string& source) {
+  try {
+    toml::table root;
+    try {
+      root = toml::parse(text, source);
+    } catch (const toml::parse_error& e) {
+      return Status::invalid(where_of(source, e.source().begin.line) +
+                             std::string(e.description()));
+    }
+    return Parser(source).run(root);
+  } catch (const std::exception& e) {
+    return Status::invalid(source + ": " + e.what());
+  } catch (...) {
+    return Status::invalid(source + ": unexpected error while reading the configuration");
+  }
+}
+
+Result<Config> load_config(const std::string& path) {
+  // Plain open(2), not Env::open_read: that refuses symlinks (O_NOFOLLOW) and
+  // a symlinked config file is a normal deployment.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::from_errno(errno, "open " + path);
+  std::string text;
+  char buf[16384];
+  Status st;
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      st = Status::from_errno(errno, "read " + path);
+      break;
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<size_t>(n));
+    if (text.size() > kMaxConfigBytes) {
+      st = Status::invalid(path + ": too large for a configuration file (over 1 MiB)");
+      break;
+    }
+  }
+  ::close(fd);
+  RECSYNC_RETURN_IF_ERROR(st);
+  return parse_config(text, path);
+}
+
+const std::vector<ConfigKey>& config_keys() {
+  static const std::vector<ConfigKey> keys = [] {
+    std::vector<ConfigKey> v;
+    for (const Field& f : kFields) v.push_back(f.key);
+    return v;
+  }();
+  return keys;
+}
+
+}  // namespace recsync
