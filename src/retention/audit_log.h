@@ -1,0 +1,41 @@
+#pragma once
+// The deletion audit log: one JSON object per line, appended and fsynced
+// before the files it names are deleted (write-ahead), so every deletion is
+// on record even across a crash. A line whose file still exists means the
+// deletion was interrupted or failed; the next pass writes it again.
+//
+//   {"path":"2024/05/01/a.wav","size":123,"hash":"...","rec_time":"2024-05-01T10:00:00.000Z",
+//    "deleted_at":"2024-05-16T10:00:00.000Z","policy":"retention keep=15d"}
+//
+// Thread safety: one AuditLog per thread (the pruner owns it for one run).
+#include <string>
+#include <vector>
+
+#include "recsync/status.h"
+#include "state/store.h"
+
+namespace recsync {
+
+// The JSON line for one row, without the newline. Pure.
+std::string audit_json_line(const AuditRow& row);
+
+class AuditLog {
+ public:
+  // Opens path for appending (O_APPEND, created 0640; a new file's folder is
+  // fsynced). Plain POSIX: Env has no append mode, and the log lives in the
+  // state folder, not the archive.
+  static Result<AuditLog> open(const std::string& path);
+  AuditLog(AuditLog&& o) noexcept;
+  AuditLog& operator=(AuditLog&&) = delete;
+  ~AuditLog();
+
+  // Writes all lines in one write() and fsyncs; ok only when they are durable.
+  Status append(const std::vector<AuditRow>& rows);
+
+ private:
+  AuditLog(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  int fd_ = -1;
+  std::string path_;
+};
+
+}  // namespace recsync

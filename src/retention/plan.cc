@@ -1,0 +1,93 @@
+#include "retention/plan.h"
+
+#include <cstdio>
+#include <ctime>
+
+namespace recsync {
+namespace {
+
+int64_t to_ms(WallTime t) {
+  return std::chrono::duration_cast<Millis>(t.time_since_epoch()).count();
+}
+
+}  // namespace
+
+HoldSet::HoldSet(const std::vector<HoldRow>& holds) {
+  for (const HoldRow& h : holds) targets_.insert(h.target);
+}
+
+bool HoldSet::held(const RecordingRow& r) const {
+  if (targets_.empty()) return false;
+  return targets_.count(r.rel) > 0 || targets_.count(r.name) > 0;
+}
+
+std::string clock_refusal(WallTime now, int64_t newest_rec_time_ms, const RetentionPolicy& p) {
+  if (p.keep.count() <= 0) return "retention disabled";
+  int64_t now_ms = to_ms(now);
+  if (now_ms < kPlausibleEpochMs)
+    return "clock implausible: now is " + iso8601_utc_ms(now_ms) + ", before 2020-01-01";
+  if (newest_rec_time_ms != 0 && newest_rec_time_ms > now_ms + p.clock_tolerance.count())
+    return "clock is behind the newest recording by " +
+           format_span(Millis(newest_rec_time_ms - now_ms)) + " (tolerance " +
+           format_span(p.clock_tolerance) + ")";
+  return "";
+}
+
+int64_t retention_cutoff_ms(WallTime now, const RetentionPolicy& p) {
+  return to_ms(now) - p.keep.count();
+}
+
+PlanResult plan_retention(const std::vector<RecordingRow>& candidates, const HoldSet& holds,
+                          WallTime now, const RetentionPolicy& p) {
+  PlanResult out;
+  if (p.keep.count() <= 0) return out;
+  const int64_t cutoff = retention_cutoff_ms(now, p);
+  for (const RecordingRow& r : candidates) {
+    if (r.rec_time_ms >= cutoff) continue;
+    (holds.held(r) ? out.held : out.remove).push_back(r);
+  }
+  return out;
+}
+
+std::string format_span(Millis d) {
+  int64_t ms = d.count();
+  if (ms == 0) return "0s";
+  std::string out;
+  if (ms < 0) {
+    out = "-";
+    ms = -ms;
+  }
+  static constexpr struct {
+    int64_t ms;
+    const char* unit;
+  } kUnits[] = {{86400000, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"}, {1, "ms"}};
+  for (const auto& u : kUnits) {
+    if (ms >= u.ms) {
+      out += std::to_string(ms / u.ms) + u.unit;
+      ms %= u.ms;
+    }
+  }
+  return out;
+}
+
+std::string policy_string(const RetentionPolicy& p) {
+  return "retention keep=" + format_span(p.keep);
+}
+
+std::string iso8601_utc_ms(int64_t ms) {
+  int64_t secs = ms / 1000, rem = ms % 1000;
+  if (rem < 0) {
+    rem += 1000;
+    secs -= 1;
+  }
+  std::time_t t = static_cast<std::time_t>(secs);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[40];
+  size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  char frac[8];
+  std::snprintf(frac, sizeof frac, ".%03dZ", static_cast<int>(rem));
+  return std::string(buf, n) + frac;
+}
+
+}  // namespace recsync

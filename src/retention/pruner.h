@@ -1,0 +1,78 @@
+#pragma once
+// The retention executor: carries out plan_retention() against the archive.
+//
+// One run():
+//   1. Refuses (report.refused set, nothing touched) when clock_refusal()
+//      says the clock cannot be trusted or retention is disabled.
+//   2. Walks store->older_than(now - keep) in chunks of kChunk rows, plans
+//      each chunk, and deletes the plan's files in batches of kBatch: FIRST
+//      the batch's audit lines are appended to the audit log and fsynced
+//      (and to the store's audit table), THEN each file is unlinked through
+//      Env (ENOENT = already gone, fine; any other error is counted in
+//      report.errors and the file and its row are kept), its row removed,
+//      and folders left empty are removed bottom-up (never the archive root,
+//      never top-level lost+found), each parent fsynced.
+//   3. Removes abandoned temp files (names.h is_temp_name) whose mtime is
+//      older than tmp_grace, and empty folders not modified for tmp_grace
+//      (left by an interrupted run); younger ones belong to live transfers.
+//   4. Records meta "last_prune" (ISO-8601 UTC) and "pruned_total"
+//      (cumulative count of files pruned).
+//
+// Pacing: at most pace_per_s deletions (recordings and temps) per second,
+// evenly spaced, never bursting to catch up; 0 = unpaced. `stop` is checked
+// before every deletion and during every pacing sleep (slices of <= 20 ms).
+// Resumable by construction: the store and the disk are the state, so a
+// stopped or crashed run is simply run again.
+//
+// Dry run: nothing is deleted, written or recorded; removed/bytes count what
+// would go (recordings), would_remove lists it (first kDryRunCap rows),
+// temps_removed counts temps that would go, dirs_removed stays 0.
+//
+// Thread safety: one run() at a time per Pruner; call it from a worker
+// thread (it sleeps and does blocking I/O). env and store must outlive it.
+// Errors: a store or audit-log failure ends the run with that Status (no
+// file is ever deleted without its audit line); per-file errors are counted.
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "recsync/env.h"
+#include "recsync/status.h"
+#include "recsync/units.h"
+#include "retention/plan.h"
+#include "state/store.h"
+
+namespace recsync {
+
+struct PruneReport {
+  uint64_t removed = 0, bytes = 0, held = 0, temps_removed = 0, dirs_removed = 0, errors = 0;
+  std::string refused;                     // why nothing was pruned ("" = the run went ahead)
+  std::vector<RecordingRow> would_remove;  // dry run only, capped at kDryRunCap
+  bool stopped = false;                    // the stop flag ended the run early
+};
+
+class Pruner {
+ public:
+  static constexpr size_t kChunk = 1000;  // rows read from the store at a time
+  static constexpr size_t kBatch = 100;   // deletions per audit fsync
+  static constexpr size_t kDryRunCap = 10000;
+
+  // archive_root: the archive folder (rows' rel are relative to it).
+  // audit_log_path: the JSON-lines audit log (Config::audit_log_path()).
+  Pruner(Env* env, StateStore* store, std::string archive_root, std::string audit_log_path,
+         RetentionPolicy p, int pace_per_s, Millis tmp_grace);
+
+  Result<PruneReport> run(bool dry_run, const std::atomic<bool>& stop);
+
+ private:
+  Env* env_;
+  StateStore* store_;
+  std::string root_;
+  std::string audit_path_;
+  RetentionPolicy policy_;
+  int pace_;
+  Millis tmp_grace_;
+};
+
+}  // namespace recsync

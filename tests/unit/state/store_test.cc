@@ -1,0 +1,409 @@
+#include "state/store.h"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+namespace recsync {
+namespace {
+
+namespace fs = std::filesystem;
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "recsync-state-XXXXXX").string();
+    path_ = ::mkdtemp(tmpl.data());
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+RecordingRow row(const std::string& rel, uint64_t size, int64_t t, const std::string& hash = "") {
+  RecordingRow r;
+  r.rel = rel;
+  auto slash = rel.rfind('/');
+  std::string base = slash == std::string::npos ? rel : rel.substr(slash + 1);
+  r.name = base.substr(0, base.rfind('.'));
+  r.size = size;
+  r.hash = hash;
+  r.rec_time_ms = t;
+  r.archived_at_ms = t + 5;
+  return r;
+}
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    db_path_ = dir_.path() + "/state.db";
+    auto st = StateStore::open(db_path_);
+    ASSERT_TRUE(st) << st.status().to_string();
+    store_ = std::move(st).value();
+  }
+  TempDir dir_;
+  std::string db_path_;
+  std::unique_ptr<StateStore> store_;
+};
+
+TEST_F(StoreTest, UpsertGetRemoveRoundTrip) {
+  RecordingRow r = row("2024/05/01/abc.wav", 1234, 1714521600000, "h1");
+  r.origin = "fs2";
+  ASSERT_TRUE(store_->upsert_recording(r));
+  auto got = store_->get_recording(r.rel);
+  ASSERT_TRUE(got);
+  ASSERT_TRUE(got->has_value());
+  const RecordingRow& g = **got;
+  EXPECT_GT(g.id, 0);
+  EXPECT_EQ(g.rel, r.rel);
+  EXPECT_EQ(g.name, "abc");
+  EXPECT_EQ(g.size, 1234u);
+  EXPECT_EQ(g.hash, "h1");
+  EXPECT_EQ(g.rec_time_ms, 1714521600000);
+  EXPECT_EQ(g.archived_at_ms, 1714521600005);
+  EXPECT_EQ(g.origin, "fs2");
+
+  // Upsert by rel replaces the fields and keeps the id.
+  r.size = 99;
+  r.hash = "h2";
+  ASSERT_TRUE(store_->upsert_recording(r));
+  auto again = store_->get_recording(r.rel);
+  ASSERT_TRUE(again && again->has_value());
+  EXPECT_EQ((*again)->id, g.id);
+  EXPECT_EQ((*again)->size, 99u);
+  EXPECT_EQ((*again)->hash, "h2");
+
+  ASSERT_TRUE(store_->remove_recording(r.rel));
+  auto gone = store_->get_recording(r.rel);
+  ASSERT_TRUE(gone);
+  EXPECT_FALSE(gone->has_value());
+  // Removing an absent row is fine.
+  EXPECT_TRUE(store_->remove_recording(r.rel));
+}
+
+TEST_F(StoreTest, FindByNameOrRel) {
+  ASSERT_TRUE(store_->upsert_recording(row("2024/05/01/call-1.wav", 1, 10)));
+  ASSERT_TRUE(store_->upsert_recording(row("2024/05/02/call-1.wav", 2, 20)));
+  ASSERT_TRUE(store_->upsert_recording(row("2024/05/02/call-2.wav", 3, 30)));
+  auto by_name = store_->find("call-1");
+  ASSERT_TRUE(by_name);
+  ASSERT_EQ(by_name->size(), 2u);
+  EXPECT_EQ((*by_name)[0].rel, "2024/05/01/call-1.wav");
+  EXPECT_EQ((*by_name)[1].rel, "2024/05/02/call-1.wav");
+  auto by_rel = store_->find("2024/05/02/call-2.wav");
+  ASSERT_TRUE(by_rel);
+  ASSERT_EQ(by_rel->size(), 1u);
+  EXPECT_EQ((*by_rel)[0].size, 3u);
+  auto none = store_->find("call-3");
+  ASSERT_TRUE(none);
+  EXPECT_TRUE(none->empty());
+}
+
+TEST_F(StoreTest, StatsFollowInsertsUpdatesDeletes) {
+  auto empty = store_->stats();
+  ASSERT_TRUE(empty);
+  EXPECT_EQ(empty->files, 0u);
+  EXPECT_EQ(empty->bytes, 0u);
+  EXPECT_EQ(empty->newest_rec_time_ms, 0);
+  EXPECT_EQ(empty->oldest_rec_time_ms, 0);
+
+  ASSERT_TRUE(store_->upsert_recording(row("a.wav", 100, 3000)));
+  ASSERT_TRUE(store_->upsert_recording(row("b.wav", 200, 1000)));
+  ASSERT_TRUE(store_->upsert_recording(row("c.wav", 300, 2000)));
+  ASSERT_TRUE(store_->upsert_recording(row("b.wav", 250, 1000)));  // size change
+  ASSERT_TRUE(store_->remove_recording("c.wav"));
+  auto s = store_->stats();
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->files, 2u);
+  EXPECT_EQ(s->bytes, 350u);
+  EXPECT_EQ(s->newest_rec_time_ms, 3000);
+  EXPECT_EQ(s->oldest_rec_time_ms, 1000);
+}
+
+TEST_F(StoreTest, HoldsAddReplaceListRelease) {
+  ASSERT_TRUE(store_->add_hold({"zz-call", "legal", 5}));
+  ASSERT_TRUE(store_->add_hold({"2024/05/01/a.wav", "dispute", 6}));
+  ASSERT_TRUE(store_->add_hold({"zz-call", "legal case 42", 7}));  // replaces
+  auto h = store_->holds();
+  ASSERT_TRUE(h);
+  ASSERT_EQ(h->size(), 2u);
+  EXPECT_EQ((*h)[0].target, "2024/05/01/a.wav");
+  EXPECT_EQ((*h)[1].target, "zz-call");
+  EXPECT_EQ((*h)[1].reason, "legal case 42");
+  EXPECT_EQ((*h)[1].created_ms, 7);
+
+  auto released = store_->release_hold("zz-call");
+  ASSERT_TRUE(released);
+  EXPECT_TRUE(*released);
+  auto again = store_->release_hold("zz-call");
+  ASSERT_TRUE(again);
+  EXPECT_FALSE(*again);
+  auto left = store_->holds();
+  ASSERT_TRUE(left);
+  EXPECT_EQ(left->size(), 1u);
+}
+
+TEST_F(StoreTest, AuditAppendAndCount) {
+  auto zero = store_->audit_count();
+  ASSERT_TRUE(zero);
+  EXPECT_EQ(*zero, 0u);
+  ASSERT_TRUE(store_->append_audit({}));
+  std::vector<AuditRow> rows = {{"a.wav", 1, "h", 10, 20, "retention keep=15d"},
+                                {"b.wav", 2, "", 11, 20, "retention keep=15d"}};
+  ASSERT_TRUE(store_->append_audit(rows));
+  ASSERT_TRUE(store_->append_audit({rows[0]}));
+  auto n = store_->audit_count();
+  ASSERT_TRUE(n);
+  EXPECT_EQ(*n, 3u);
+}
+
+TEST_F(StoreTest, MetaGetSet) {
+  auto missing = store_->get_meta("last_prune");
+  ASSERT_TRUE(missing);
+  EXPECT_FALSE(missing->has_value());
+  ASSERT_TRUE(store_->set_meta("last_prune", "2024-05-01T00:00:00.000Z"));
+  ASSERT_TRUE(store_->set_meta("last_prune", "2024-05-02T00:00:00.000Z"));
+  auto v = store_->get_meta("last_prune");
+  ASSERT_TRUE(v && v->has_value());
+  EXPECT_EQ(**v, "2024-05-02T00:00:00.000Z");
+}
+
+TEST_F(StoreTest, ScanMarkAndSweep) {
+  ASSERT_TRUE(store_->upsert_recording(row("same.wav", 10, 100, "hash-same")));
+  ASSERT_TRUE(store_->upsert_recording(row("resized.wav", 10, 100, "hash-resized")));
+  ASSERT_TRUE(store_->upsert_recording(row("retimed.wav", 10, 100, "hash-retimed")));
+  ASSERT_TRUE(store_->upsert_recording(row("gone.wav", 10, 100, "hash-gone")));
+  auto before = store_->get_recording("same.wav");
+  ASSERT_TRUE(before && before->has_value());
+
+  auto gen = store_->begin_scan();
+  ASSERT_TRUE(gen);
+  RecordingRow same = row("same.wav", 10, 100);
+  same.origin = "scan";  // the scan does not know the origin: stored one stays
+  std::vector<RecordingRow> batch = {same, row("resized.wav", 11, 100), row("retimed.wav", 10, 101),
+                                     row("new.wav", 5, 50)};
+  ASSERT_TRUE(store_->scan_seen(batch, *gen));
+  // Archived while the scan ran: must survive the sweep.
+  ASSERT_TRUE(store_->upsert_recording(row("live.wav", 7, 700, "hash-live")));
+  auto swept = store_->end_scan(*gen);
+  ASSERT_TRUE(swept);
+  EXPECT_EQ(*swept, 1u);
+
+  auto g = store_->get_recording("same.wav");
+  ASSERT_TRUE(g && g->has_value());
+  EXPECT_EQ((*g)->hash, "hash-same");
+  EXPECT_EQ((*g)->id, (*before)->id);
+  EXPECT_EQ((*g)->origin, "local");
+  auto rs = store_->get_recording("resized.wav");
+  ASSERT_TRUE(rs && rs->has_value());
+  EXPECT_EQ((*rs)->hash, "");
+  EXPECT_EQ((*rs)->size, 11u);
+  auto rt = store_->get_recording("retimed.wav");
+  ASSERT_TRUE(rt && rt->has_value());
+  EXPECT_EQ((*rt)->hash, "");
+  EXPECT_EQ((*rt)->rec_time_ms, 101);
+  auto gone = store_->get_recording("gone.wav");
+  ASSERT_TRUE(gone);
+  EXPECT_FALSE(gone->has_value());
+  auto nw = store_->get_recording("new.wav");
+  ASSERT_TRUE(nw && nw->has_value());
+  EXPECT_EQ((*nw)->size, 5u);
+  auto live = store_->get_recording("live.wav");
+  ASSERT_TRUE(live && live->has_value());
+
+  auto s = store_->stats();
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->files, 5u);
+  EXPECT_EQ(s->bytes, 10u + 11u + 10u + 5u + 7u);
+
+  // A second scan that sees nothing sweeps everything.
+  auto gen2 = store_->begin_scan();
+  ASSERT_TRUE(gen2);
+  EXPECT_GT(*gen2, *gen);
+  auto swept2 = store_->end_scan(*gen2);
+  ASSERT_TRUE(swept2);
+  EXPECT_EQ(*swept2, 5u);
+  auto s2 = store_->stats();
+  ASSERT_TRUE(s2);
+  EXPECT_EQ(s2->files, 0u);
+  EXPECT_EQ(s2->bytes, 0u);
+}
+
+TEST_F(StoreTest, OlderThanPagesInTimeIdOrder) {
+  // 30 rows, times 0..14 each twice (ties broken by id), 5 of them at/after cutoff.
+  std::vector<std::pair<int64_t, std::string>> expected;
+  for (int i = 0; i < 30; ++i) {
+    int64_t t = 1000 + (i % 15) * 10;
+    std::string rel = "r" + std::to_string(i) + ".wav";
+    ASSERT_TRUE(store_->upsert_recording(row(rel, 1, t)));
+  }
+  const int64_t cutoff = 1000 + 12 * 10;  // times 1120..1140 excluded
+  for (size_t limit : {1u, 4u, 7u, 100u}) {
+    std::vector<RecordingRow> all;
+    int64_t at = StateStore::kFirstTime, aid = 0;
+    for (int guard = 0; guard < 100; ++guard) {
+      auto page = store_->older_than(cutoff, at, aid, limit);
+      ASSERT_TRUE(page);
+      ASSERT_LE(page->size(), limit);
+      if (page->empty()) break;
+      at = page->back().rec_time_ms;
+      aid = page->back().id;
+      all.insert(all.end(), page->begin(), page->end());
+    }
+    ASSERT_EQ(all.size(), 24u) << "limit " << limit;
+    for (size_t i = 1; i < all.size(); ++i) {
+      EXPECT_TRUE(std::make_pair(all[i - 1].rec_time_ms, all[i - 1].id) <
+                  std::make_pair(all[i].rec_time_ms, all[i].id));
+    }
+    for (const auto& r : all) EXPECT_LT(r.rec_time_ms, cutoff);
+  }
+
+  // Deleting rows already returned does not disturb the walk.
+  auto first = store_->older_than(cutoff, StateStore::kFirstTime, 0, 5);
+  ASSERT_TRUE(first);
+  for (const auto& r : *first) ASSERT_TRUE(store_->remove_recording(r.rel));
+  auto next = store_->older_than(cutoff, first->back().rec_time_ms, first->back().id, 100);
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->size(), 19u);
+}
+
+TEST_F(StoreTest, ReopenPersists) {
+  ASSERT_TRUE(store_->upsert_recording(row("keep.wav", 42, 4242, "hh")));
+  ASSERT_TRUE(store_->add_hold({"keep", "why", 1}));
+  ASSERT_TRUE(store_->set_meta("pruned_total", "17"));
+  ASSERT_TRUE(store_->append_audit({{"x.wav", 1, "", 1, 2, "p"}}));
+  auto gen = store_->begin_scan();
+  ASSERT_TRUE(gen);
+  store_.reset();
+
+  auto reopened = StateStore::open(db_path_);
+  ASSERT_TRUE(reopened) << reopened.status().to_string();
+  auto& st = *reopened;
+  auto r = st->get_recording("keep.wav");
+  ASSERT_TRUE(r && r->has_value());
+  EXPECT_EQ((*r)->size, 42u);
+  EXPECT_EQ((*r)->hash, "hh");
+  auto h = st->holds();
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->size(), 1u);
+  auto m = st->get_meta("pruned_total");
+  ASSERT_TRUE(m && m->has_value());
+  EXPECT_EQ(**m, "17");
+  auto n = st->audit_count();
+  ASSERT_TRUE(n);
+  EXPECT_EQ(*n, 1u);
+  auto s = st->stats();
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->files, 1u);
+  EXPECT_EQ(s->bytes, 42u);
+  // Generations keep rising across restarts.
+  auto gen2 = st->begin_scan();
+  ASSERT_TRUE(gen2);
+  EXPECT_GT(*gen2, *gen);
+}
+
+TEST_F(StoreTest, ConcurrentCallersAreSerialized) {
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([this, t] {
+      for (int i = 0; i < 100; ++i) {
+        std::string rel = "t" + std::to_string(t) + "/r" + std::to_string(i) + ".wav";
+        EXPECT_TRUE(store_->upsert_recording(row(rel, 2, i)));
+        EXPECT_TRUE(store_->stats());
+        EXPECT_TRUE(store_->find("r" + std::to_string(i)));
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  auto s = store_->stats();
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->files, 400u);
+  EXPECT_EQ(s->bytes, 800u);
+}
+
+TEST(StoreOpenTest, GarbageFileIsCorruptAndQuarantineMovesItAside) {
+  TempDir dir;
+  const std::string db = dir.path() + "/state.db";
+  {
+    std::ofstream f(db, std::ios::binary);
+    for (int i = 0; i < 4096; ++i) f.put(static_cast<char>('A' + i % 26));
+    std::ofstream w(db + "-wal", std::ios::binary);
+    w << "junk";
+  }
+  auto st = StateStore::open(db);
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.status().code(), Status::Code::kCorrupt);
+  EXPECT_NE(st.status().message().find(db), std::string::npos) << st.status().message();
+
+  ASSERT_TRUE(StateStore::quarantine(db));
+  EXPECT_FALSE(fs::exists(db));
+  EXPECT_FALSE(fs::exists(db + "-wal"));
+  int moved_db = 0, moved_wal = 0;
+  for (const auto& e : fs::directory_iterator(dir.path())) {
+    std::string n = e.path().filename().string();
+    if (n.rfind("state.db.corrupt-", 0) == 0) moved_db++;
+    if (n.rfind("state.db-wal.corrupt-", 0) == 0) moved_wal++;
+  }
+  EXPECT_EQ(moved_db, 1);
+  EXPECT_EQ(moved_wal, 1);
+
+  auto fresh = StateStore::open(db);
+  ASSERT_TRUE(fresh) << fresh.status().to_string();
+  auto s = (*fresh)->stats();
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->files, 0u);
+}
+
+TEST(StoreOpenTest, DamagedPagesAreCorrupt) {
+  TempDir dir;
+  const std::string db = dir.path() + "/state.db";
+  {
+    auto st = StateStore::open(db);
+    ASSERT_TRUE(st);
+    for (int i = 0; i < 2000; ++i) {
+      ASSERT_TRUE((*st)->upsert_recording(row("d/" + std::to_string(i) + ".wav", 1, i, "hash")));
+    }
+  }  // closing checkpoints the WAL into the main file
+  {
+    // Overwrite pages after the header page with garbage.
+    std::fstream f(db, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(4096 * 2);
+    for (int i = 0; i < 4096 * 4; ++i) f.put(static_cast<char>(0x5a));
+  }
+  auto st = StateStore::open(db);
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.status().code(), Status::Code::kCorrupt) << st.status().to_string();
+}
+
+TEST(StoreOpenTest, NewerSchemaIsRefusedNotCorrupt) {
+  TempDir dir;
+  const std::string db = dir.path() + "/state.db";
+  { ASSERT_TRUE(StateStore::open(db)); }
+  {
+    sqlite3* h = nullptr;
+    ASSERT_EQ(sqlite3_open(db.c_str(), &h), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(h, "PRAGMA user_version = 99", nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(h);
+  }
+  auto st = StateStore::open(db);
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.status().code(), Status::Code::kInvalid);
+}
+
+TEST(StoreOpenTest, QuarantineOfMissingFileIsNotFound) {
+  TempDir dir;
+  Status s = StateStore::quarantine(dir.path() + "/nope.db");
+  EXPECT_EQ(s.code(), Status::Code::kNotFound);
+}
+
+}  // namespace
+}  // namespace recsync
