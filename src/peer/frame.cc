@@ -1,0 +1,256 @@
+#include "peer/frame.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace recsync::peer {
+
+bool is_known_frame_type(uint8_t t) {
+  return t >= static_cast<uint8_t>(FrameType::kHello) &&
+         t <= static_cast<uint8_t>(FrameType::kPong);
+}
+
+const char* frame_type_name(FrameType t) {
+  switch (t) {
+    case FrameType::kHello:
+      return "HELLO";
+    case FrameType::kOffer:
+      return "OFFER";
+    case FrameType::kSignature:
+      return "SIGNATURE";
+    case FrameType::kDelta:
+      return "DELTA";
+    case FrameType::kEnd:
+      return "END";
+    case FrameType::kAck:
+      return "ACK";
+    case FrameType::kNack:
+      return "NACK";
+    case FrameType::kPing:
+      return "PING";
+    case FrameType::kPong:
+      return "PONG";
+  }
+  return "UNKNOWN";
+}
+
+Status encode_frame(uint8_t type, std::span<const uint8_t> payload, std::vector<uint8_t>& out) {
+  if (!is_known_frame_type(type))
+    return Status::invalid("encode frame: unknown type " + std::to_string(type));
+  if (payload.size() > kMaxFramePayload)
+    return Status::invalid("encode frame: payload of " + std::to_string(payload.size()) +
+                           " bytes exceeds " + std::to_string(kMaxFramePayload));
+  WireWriter w(out);
+  w.u32(static_cast<uint32_t>(payload.size() + 1));
+  w.u8(type);
+  w.raw(payload);
+  return Status::ok();
+}
+
+Status FrameParser::feed(std::span<const uint8_t> in,
+                         const std::function<Status(Frame&&)>& on_frame) {
+  if (!error_.is_ok()) return error_;
+  while (!in.empty()) {
+    if (header_got_ < kFrameHeaderLen) {
+      size_t take = std::min(kFrameHeaderLen - header_got_, in.size());
+      std::memcpy(header_ + header_got_, in.data(), take);
+      header_got_ += take;
+      in = in.subspan(take);
+      // Check the length as soon as it is known, before waiting for more.
+      if (header_got_ >= 4 && header_got_ - take < 4) {
+        uint32_t len = (uint32_t{header_[0]} << 24) | (uint32_t{header_[1]} << 16) |
+                       (uint32_t{header_[2]} << 8) | uint32_t{header_[3]};
+        if (len == 0) return error_ = Status::corrupt("peer frame: zero length");
+        if (len > kMaxFrameLen)
+          return error_ = Status::corrupt("peer frame: length " + std::to_string(len) +
+                                          " exceeds " + std::to_string(kMaxFrameLen));
+        payload_len_ = len - 1;
+      }
+      if (header_got_ < kFrameHeaderLen) continue;
+      if (!is_known_frame_type(header_[4]))
+        return error_ = Status::corrupt("peer frame: unknown type " + std::to_string(header_[4]));
+      cur_.type = static_cast<FrameType>(header_[4]);
+      cur_.payload.clear();
+      cur_.payload.reserve(payload_len_);
+    }
+    size_t take = std::min(payload_len_ - cur_.payload.size(), in.size());
+    cur_.payload.insert(cur_.payload.end(), in.begin(), in.begin() + take);
+    in = in.subspan(take);
+    if (cur_.payload.size() == payload_len_) {
+      header_got_ = 0;
+      Frame f = std::move(cur_);
+      cur_ = Frame{};
+      if (Status s = on_frame(std::move(f)); !s.is_ok()) return error_ = s;
+    }
+  }
+  return Status::ok();
+}
+
+// ------------------------------------------------------------- WireWriter
+
+void WireWriter::u32(uint32_t v) {
+  for (int s = 24; s >= 0; s -= 8) out_.push_back(static_cast<uint8_t>(v >> s));
+}
+void WireWriter::u64(uint64_t v) {
+  for (int s = 56; s >= 0; s -= 8) out_.push_back(static_cast<uint8_t>(v >> s));
+}
+void WireWriter::bytes(std::span<const uint8_t> b) {
+  u32(static_cast<uint32_t>(b.size()));
+  raw(b);
+}
+void WireWriter::str(std::string_view s) {
+  bytes(std::span(reinterpret_cast<const uint8_t*>(s.data()), s.size()));
+}
+
+// ------------------------------------------------------------- WireReader
+
+Status WireReader::raw(uint8_t* dst, size_t n, const char* what) {
+  if (in_.size() < n) return Status::corrupt(std::string("peer message: truncated ") + what);
+  if (n) std::memcpy(dst, in_.data(), n);
+  in_ = in_.subspan(n);
+  return Status::ok();
+}
+Status WireReader::u8(uint8_t* v, const char* what) { return raw(v, 1, what); }
+Status WireReader::u32(uint32_t* v, const char* what) {
+  uint8_t b[4];
+  RECSYNC_RETURN_IF_ERROR(raw(b, 4, what));
+  *v = (uint32_t{b[0]} << 24) | (uint32_t{b[1]} << 16) | (uint32_t{b[2]} << 8) | b[3];
+  return Status::ok();
+}
+Status WireReader::u64(uint64_t* v, const char* what) {
+  uint8_t b[8];
+  RECSYNC_RETURN_IF_ERROR(raw(b, 8, what));
+  *v = 0;
+  for (uint8_t x : b) *v = (*v << 8) | x;
+  return Status::ok();
+}
+Status WireReader::bytes_view(std::span<const uint8_t>* v, size_t max, const char* what) {
+  uint32_t n;
+  RECSYNC_RETURN_IF_ERROR(u32(&n, what));
+  if (n > max)
+    return Status::corrupt(std::string("peer message: ") + what + " of " + std::to_string(n) +
+                           " bytes exceeds " + std::to_string(max));
+  if (in_.size() < n) return Status::corrupt(std::string("peer message: truncated ") + what);
+  *v = in_.first(n);
+  in_ = in_.subspan(n);
+  return Status::ok();
+}
+Status WireReader::bytes(std::vector<uint8_t>* v, size_t max, const char* what) {
+  std::span<const uint8_t> view;
+  RECSYNC_RETURN_IF_ERROR(bytes_view(&view, max, what));
+  v->assign(view.begin(), view.end());
+  return Status::ok();
+}
+Status WireReader::str(std::string* v, size_t max, const char* what) {
+  std::span<const uint8_t> view;
+  RECSYNC_RETURN_IF_ERROR(bytes_view(&view, max, what));
+  v->assign(reinterpret_cast<const char*>(view.data()), view.size());
+  return Status::ok();
+}
+Status WireReader::expect_end(const char* msg) const {
+  if (!in_.empty())
+    return Status::corrupt(std::string("peer message: ") + std::to_string(in_.size()) +
+                           " trailing bytes in " + msg);
+  return Status::ok();
+}
+
+// ------------------------------------------------------------- messages
+
+namespace {
+Status check_len(size_t n, size_t max, const char* what) {
+  if (n > max)
+    return Status::invalid(std::string("encode: ") + what + " of " + std::to_string(n) +
+                           " bytes exceeds " + std::to_string(max));
+  return Status::ok();
+}
+}  // namespace
+
+Status encode(const HelloMsg& m, std::vector<uint8_t>& out) {
+  RECSYNC_RETURN_IF_ERROR(check_len(m.node.size(), kMaxNodeName, "node name"));
+  if (m.node.empty()) return Status::invalid("encode: empty node name");
+  WireWriter w(out);
+  w.u32(m.version);
+  w.str(m.node);
+  return Status::ok();
+}
+Status decode(std::span<const uint8_t> body, HelloMsg* m) {
+  WireReader r(body);
+  RECSYNC_RETURN_IF_ERROR(r.u32(&m->version, "HELLO version"));
+  RECSYNC_RETURN_IF_ERROR(r.str(&m->node, kMaxNodeName, "HELLO node"));
+  if (m->node.empty()) return Status::corrupt("peer message: empty HELLO node");
+  return r.expect_end("HELLO");
+}
+
+Status encode(const OfferMsg& m, std::vector<uint8_t>& out) {
+  RECSYNC_RETURN_IF_ERROR(check_len(m.path.size(), kMaxPathLen, "path"));
+  WireWriter w(out);
+  w.u64(m.id);
+  w.str(m.path);
+  w.u64(m.size);
+  w.raw(m.hash);
+  w.u64(static_cast<uint64_t>(m.mtime_ns));
+  return Status::ok();
+}
+Status decode(std::span<const uint8_t> body, OfferMsg* m) {
+  WireReader r(body);
+  RECSYNC_RETURN_IF_ERROR(r.u64(&m->id, "OFFER id"));
+  RECSYNC_RETURN_IF_ERROR(r.str(&m->path, kMaxPathLen, "OFFER path"));
+  RECSYNC_RETURN_IF_ERROR(r.u64(&m->size, "OFFER size"));
+  RECSYNC_RETURN_IF_ERROR(r.raw(m->hash, kHashLen, "OFFER hash"));
+  uint64_t mt;
+  RECSYNC_RETURN_IF_ERROR(r.u64(&mt, "OFFER mtime"));
+  m->mtime_ns = static_cast<int64_t>(mt);
+  return r.expect_end("OFFER");
+}
+
+Status encode(const ChunkMsg& m, std::vector<uint8_t>& out) {
+  RECSYNC_RETURN_IF_ERROR(check_len(m.data.size(), kMaxChunk, "chunk"));
+  WireWriter w(out);
+  w.u64(m.id);
+  w.bytes(m.data);
+  return Status::ok();
+}
+Status decode(std::span<const uint8_t> body, ChunkMsg* m) {
+  WireReader r(body);
+  RECSYNC_RETURN_IF_ERROR(r.u64(&m->id, "chunk id"));
+  RECSYNC_RETURN_IF_ERROR(r.bytes(&m->data, kMaxChunk, "chunk data"));
+  return r.expect_end("chunk");
+}
+
+Status encode(const IdMsg& m, std::vector<uint8_t>& out) {
+  WireWriter(out).u64(m.id);
+  return Status::ok();
+}
+Status decode(std::span<const uint8_t> body, IdMsg* m) {
+  WireReader r(body);
+  RECSYNC_RETURN_IF_ERROR(r.u64(&m->id, "id"));
+  return r.expect_end("END/ACK");
+}
+
+Status encode(const NackMsg& m, std::vector<uint8_t>& out) {
+  RECSYNC_RETURN_IF_ERROR(check_len(m.reason.size(), kMaxReasonLen, "reason"));
+  WireWriter w(out);
+  w.u64(m.id);
+  w.u8(m.code);
+  w.str(m.reason);
+  return Status::ok();
+}
+Status decode(std::span<const uint8_t> body, NackMsg* m) {
+  WireReader r(body);
+  RECSYNC_RETURN_IF_ERROR(r.u64(&m->id, "NACK id"));
+  RECSYNC_RETURN_IF_ERROR(r.u8(&m->code, "NACK code"));
+  RECSYNC_RETURN_IF_ERROR(r.str(&m->reason, kMaxReasonLen, "NACK reason"));
+  return r.expect_end("NACK");
+}
+
+Status encode(const PingMsg& m, std::vector<uint8_t>& out) {
+  WireWriter(out).u64(m.nonce);
+  return Status::ok();
+}
+Status decode(std::span<const uint8_t> body, PingMsg* m) {
+  WireReader r(body);
+  RECSYNC_RETURN_IF_ERROR(r.u64(&m->nonce, "nonce"));
+  return r.expect_end("PING/PONG");
+}
+
+}  // namespace recsync::peer

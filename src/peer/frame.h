@@ -1,0 +1,180 @@
+#pragma once
+// Wire framing and message bodies of the peer protocol (inside TLS).
+//
+// Frame: u32 big-endian length L (of type + payload, 1 <= L <= kMaxFrameLen),
+// u8 type, L-1 payload bytes. A larger length, L = 0 or an unknown type is
+// kCorrupt: the connection is dropped.
+//
+// Proposed protocol (one transfer shown; `id` lets both sides pipeline):
+//   both      HELLO{version, node}            first frame each way after TLS
+//   sender    OFFER{id, path, size, hash, mtime_ns}
+//   receiver  ACK{id}                          already has it (same hash), or
+//             SIGNATURE{id, bytes}...  END{id} signature of its basis (partial
+//                                              temp or older file; empty basis ok)
+//   sender    DELTA{id, bytes}...      END{id} librsync delta against it
+//   receiver  ACK{id} after hash check + fsync + rename + dir fsync, or
+//             NACK{id, code, reason}          (sender retries later / gives up)
+//   either    PING{nonce} -> PONG{nonce}      liveness
+// END closes whichever stream the side sending it was sending for `id`.
+// Body fields: integers big-endian; strings and byte blobs are a u32 length
+// then bytes, each with a maximum; decoders reject truncation, oversized
+// fields and trailing bytes (kCorrupt).
+//
+// Thread safety: none; FrameParser belongs to one connection/thread.
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "recsync/status.h"
+
+namespace recsync::peer {
+
+enum class FrameType : uint8_t {
+  kHello = 1,
+  kOffer = 2,
+  kSignature = 3,
+  kDelta = 4,
+  kEnd = 5,
+  kAck = 6,
+  kNack = 7,
+  kPing = 8,
+  kPong = 9,
+};
+bool is_known_frame_type(uint8_t t);
+const char* frame_type_name(FrameType t);
+
+inline constexpr size_t kFrameHeaderLen = 5;                  // u32 length + u8 type
+inline constexpr size_t kMaxFramePayload = 1 << 20;           // 1 MiB
+inline constexpr size_t kMaxFrameLen = kMaxFramePayload + 1;  // value of the length field
+// Data chunk per SIGNATURE/DELTA frame: the payload minus the id and blob length.
+inline constexpr size_t kMaxChunk = kMaxFramePayload - 8 - 4;
+inline constexpr uint32_t kProtocolVersion = 1;
+inline constexpr size_t kMaxNodeName = 255;
+inline constexpr size_t kMaxPathLen = 1024;  // same limit as validate_peer_path
+inline constexpr size_t kMaxReasonLen = 1024;
+inline constexpr size_t kHashLen = 16;  // XXH3-128, big-endian
+
+struct Frame {
+  FrameType type{};
+  std::vector<uint8_t> payload;
+};
+
+// Appends one frame to `out`. kInvalid if the payload exceeds
+// kMaxFramePayload or the type is unknown (nothing appended then).
+Status encode_frame(uint8_t type, std::span<const uint8_t> payload, std::vector<uint8_t>& out);
+inline Status encode_frame(FrameType type, std::span<const uint8_t> payload,
+                           std::vector<uint8_t>& out) {
+  return encode_frame(static_cast<uint8_t>(type), payload, out);
+}
+
+// Incremental frame parser: feed bytes in any chunking (empty spans too);
+// every complete frame is passed to on_frame in order. Memory: at most one
+// frame (kMaxFrameLen) buffered. The first error (bad header, or a non-OK
+// Status from on_frame, which stops parsing) is returned and is sticky.
+class FrameParser {
+ public:
+  Status feed(std::span<const uint8_t> in, const std::function<Status(Frame&&)>& on_frame);
+  // True between frames (no partial frame buffered): a clean place for EOF.
+  bool idle() const { return header_got_ == 0; }
+
+ private:
+  uint8_t header_[kFrameHeaderLen]{};
+  size_t header_got_ = 0;
+  size_t payload_len_ = 0;
+  Frame cur_;
+  Status error_;
+};
+
+// ------------------------------------------------------------- body codecs
+
+// Appends big-endian integers and length-prefixed fields.
+class WireWriter {
+ public:
+  explicit WireWriter(std::vector<uint8_t>& out) : out_(out) {}
+  void u8(uint8_t v) { out_.push_back(v); }
+  void u32(uint32_t v);
+  void u64(uint64_t v);
+  void bytes(std::span<const uint8_t> b);  // u32 length + bytes
+  void str(std::string_view s);            // u32 length + bytes
+  void raw(std::span<const uint8_t> b) { out_.insert(out_.end(), b.begin(), b.end()); }
+
+ private:
+  std::vector<uint8_t>& out_;
+};
+
+// Reads what WireWriter wrote, with bounds checks: every getter fails with
+// kCorrupt on truncation, or a length above `max`. `what` names the field.
+class WireReader {
+ public:
+  explicit WireReader(std::span<const uint8_t> in) : in_(in) {}
+  Status u8(uint8_t* v, const char* what);
+  Status u32(uint32_t* v, const char* what);
+  Status u64(uint64_t* v, const char* what);
+  Status bytes(std::vector<uint8_t>* v, size_t max, const char* what);
+  // Borrowed view into the input (valid while the input lives).
+  Status bytes_view(std::span<const uint8_t>* v, size_t max, const char* what);
+  Status str(std::string* v, size_t max, const char* what);
+  Status raw(uint8_t* dst, size_t n, const char* what);
+  // kCorrupt if anything is left.
+  Status expect_end(const char* msg) const;
+
+ private:
+  std::span<const uint8_t> in_;
+};
+
+struct HelloMsg {
+  uint32_t version = kProtocolVersion;
+  std::string node;  // 1..kMaxNodeName bytes
+};
+struct OfferMsg {
+  uint64_t id = 0;
+  std::string path;  // archive-relative; validate with validate_peer_path
+  uint64_t size = 0;
+  uint8_t hash[kHashLen]{};
+  int64_t mtime_ns = 0;
+};
+// SIGNATURE and DELTA frames share this body. `data` is at most kMaxChunk.
+struct ChunkMsg {
+  uint64_t id = 0;
+  std::vector<uint8_t> data;
+};
+struct IdMsg {  // END, ACK
+  uint64_t id = 0;
+};
+struct NackMsg {
+  enum Code : uint8_t { kRetry = 1, kRefused = 2, kHashMismatch = 3, kNoSpace = 4 };
+  uint64_t id = 0;
+  uint8_t code = kRetry;
+  std::string reason;  // at most kMaxReasonLen bytes
+};
+struct PingMsg {  // PING, PONG
+  uint64_t nonce = 0;
+};
+
+// encode() appends the body (not the frame header) and returns kInvalid when
+// a field breaks its limit. decode() parses a whole body (kCorrupt on any
+// violation).
+Status encode(const HelloMsg& m, std::vector<uint8_t>& out);
+Status encode(const OfferMsg& m, std::vector<uint8_t>& out);
+Status encode(const ChunkMsg& m, std::vector<uint8_t>& out);
+Status encode(const IdMsg& m, std::vector<uint8_t>& out);
+Status encode(const NackMsg& m, std::vector<uint8_t>& out);
+Status encode(const PingMsg& m, std::vector<uint8_t>& out);
+Status decode(std::span<const uint8_t> body, HelloMsg* m);
+Status decode(std::span<const uint8_t> body, OfferMsg* m);
+Status decode(std::span<const uint8_t> body, ChunkMsg* m);
+Status decode(std::span<const uint8_t> body, IdMsg* m);
+Status decode(std::span<const uint8_t> body, NackMsg* m);
+Status decode(std::span<const uint8_t> body, PingMsg* m);
+
+// Encodes a body and wraps it in a frame of the given type, appended to out.
+template <typename Msg>
+Status encode_message(FrameType type, const Msg& m, std::vector<uint8_t>& out) {
+  std::vector<uint8_t> body;
+  RECSYNC_RETURN_IF_ERROR(encode(m, body));
+  return encode_frame(type, body, out);
+}
+
+}  // namespace recsync::peer
