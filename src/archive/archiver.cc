@@ -52,8 +52,14 @@ const char* outcome_name(ArchiveOutcome::Kind k) {
 Archiver::Archiver(Env* env, StateStore* store, ArchiverOptions opt)
     : env_(env), store_(store), opt_(std::move(opt)) {}
 
-Result<std::string> Archiver::copy_to_temp(File& src, const std::string& tmp, int64_t mtime_ns) {
+Result<std::string> Archiver::copy_to_temp(File& src, const std::string& tmp, int64_t mtime_ns,
+                                           bool leased) {
+  // The folder may have been removed by the pruner as empty since mkdirs.
   auto dst = env_->create_excl(tmp, kFileMode);
+  for (int i = 0; i < 3 && !dst && dst.status().code() == Status::Code::kNotFound; ++i) {
+    RECSYNC_RETURN_IF_ERROR(env_->mkdirs(path_dirname(tmp), kDirMode));
+    dst = env_->create_excl(tmp, kFileMode);
+  }
   if (!dst) return dst.status();
   std::vector<char> buf(kCopyBuf);
   Hasher h;
@@ -61,6 +67,8 @@ Result<std::string> Archiver::copy_to_temp(File& src, const std::string& tmp, in
     auto n = src.read(buf.data(), buf.size());
     if (!n) return n.status();
     if (*n == 0) break;
+    // A writer opening the file breaks our lease and waits for us: stop now.
+    if (leased && !src.lease_intact()) return Status::busy("writer appeared during the copy");
     h.update(buf.data(), *n);
     RECSYNC_RETURN_IF_ERROR((*dst)->write_all(buf.data(), *n));
   }
@@ -147,10 +155,14 @@ ArchiveOutcome Archiver::archive_one(const std::string& spool_rel, Millis settle
   const std::string tmp =
       path_join(dir, std::string(kTempPrefix) + path_basename(rel) + "." + random_suffix());
   auto t0 = std::chrono::steady_clock::now();
-  auto src_hash = copy_to_temp(**src, tmp, before->mtime_ns);
+  auto src_hash = copy_to_temp(**src, tmp, before->mtime_ns, leased);
   auto discard = [&] { (void)env_->unlink(tmp); };
   if (!src_hash) {
     discard();
+    if (src_hash.status().code() == Status::Code::kBusy) {
+      out.kind = K::kWriterBusy;
+      return out;
+    }
     return fail(src_hash.status());
   }
   auto after = (*src)->stat();

@@ -63,7 +63,8 @@ class Archiver {
   ArchiveOutcome archive_one(const std::string& spool_rel, Millis settle);
 
  private:
-  Result<std::string> copy_to_temp(File& src, const std::string& tmp, int64_t mtime_ns);
+  Result<std::string> copy_to_temp(File& src, const std::string& tmp, int64_t mtime_ns,
+                                   bool leased);
   Result<std::string> hash_file(const std::string& path);
 
   Env* env_;

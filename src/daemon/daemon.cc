@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include <algorithm>
+#include <csignal>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -226,6 +227,9 @@ void Daemon::Impl::start_threads() {
 }
 
 Status Daemon::Impl::run() {
+  // A read lease being broken raises SIGIO, whose default action kills us;
+  // lease breaks are noticed by polling F_GETLEASE instead (Archiver).
+  ::signal(SIGIO, SIG_IGN);
   log::set_levels(cfg_.log.level, cfg_.log.components);
   settle_ms_ = cfg_.spool.settle.count();
   keep_ms_ = cfg_.retention.keep.count();
@@ -513,8 +517,14 @@ void Daemon::Impl::handle_result(WorkResult& r) {
       failures_++;
       e.last_error = o.status.message();
       std::string alarm = archive_alarm_text(o.status);
-      if (archive_alarm_.empty()) archive_alarm_since_ = wall_ms(env_->now());
-      if (alarm != archive_alarm_) lga_->error("{} (spool copy kept, will retry)", alarm);
+      // One error line per kind of trouble, not per file and retry.
+      std::string kind = alarm.substr(0, alarm.find(':'));
+      if (archive_alarm_.rfind(kind, 0) != 0) {
+        lga_->error("{} (spool copies kept, retrying with backoff)", alarm);
+        archive_alarm_since_ = wall_ms(env_->now());
+      } else {
+        lga_->debug("{} (retrying)", alarm);
+      }
       archive_alarm_ = alarm;
       agg_->on_found(r.rel, now + backoff_ms(e.attempts - 1, cfg_.archive.retry_max.count(), 1000));
       break;
@@ -603,8 +613,9 @@ void Daemon::Impl::reconcile_main() {
 void Daemon::Impl::retention_main() {
   auto lg = log::get("retention");
   std::unique_lock<std::mutex> l(rmu_);
-  // First pass shortly after the archive is reconciled.
-  next_prune_ms_ = wall_ms(env_->now()) + 5000;
+  // First pass 30 s after start (and after the archive is reconciled), so a
+  // restart loop cannot turn into a pruning loop.
+  next_prune_ms_ = wall_ms(env_->now()) + 30000;
   for (;;) {
     rcv_.wait_for(l, std::chrono::seconds(1), [&] { return stop_.load() || retention_now_; });
     if (stop_) return;
