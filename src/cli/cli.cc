@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "control/control_client.h"
+#include "peer/identity.h"
 #include "recsync/config.h"
 #include "recsync/exit_codes.h"
 #include "recsync/units.h"
@@ -191,6 +192,13 @@ int run_cli(int argc, char** argv) {
   backfill->add_flag("--dry-run", dry_run, "list the plan only");
   backfill->add_flag("--json", c.json_out, "machine-readable output");
 
+  auto* idcmd = app.add_subcommand(
+      "id", "print this node's fingerprint (for the peer's [[peer]] fingerprint)");
+  bool force = false;
+  auto* keygen =
+      app.add_subcommand("keygen", "create this node's TLS key and certificate in state_dir");
+  keygen->add_flag("--force", force, "replace an existing identity (peers must re-pin)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -258,6 +266,29 @@ int run_cli(int argc, char** argv) {
                     l["path"].get<std::string>().c_str(),
                     format_bytes(l["size"].get<uint64_t>()).c_str());
     }
+    return kExitOk;
+  }
+  if (idcmd->parsed() || keygen->parsed()) {
+    auto cfg = load_config(c.config_path);
+    if (!cfg) {
+      std::fprintf(stderr, "recsync: %s\n", cfg.status().message().c_str());
+      return kExitConfig;
+    }
+    if (keygen->parsed()) {
+      Status s = peer::generate_identity(Env::posix(), cfg->state_dir, cfg->node, force);
+      if (!s) {
+        std::fprintf(stderr, "recsync: %s\n", s.message().c_str());
+        return s.code() == Status::Code::kRefused ? kExitNoPerm : kExitFailure;
+      }
+    }
+    auto id = keygen->parsed()
+                  ? peer::load_identity(Env::posix(), cfg->state_dir)
+                  : peer::load_or_create_identity(Env::posix(), cfg->state_dir, cfg->node);
+    if (!id) {
+      std::fprintf(stderr, "recsync: %s\n", id.status().message().c_str());
+      return id.status().code() == Status::Code::kRefused ? kExitNoPerm : kExitFailure;
+    }
+    std::printf("%s\n", id->fingerprint.c_str());
     return kExitOk;
   }
   if (backfill->parsed()) {

@@ -6,8 +6,8 @@
 #include <uv.h>
 
 #include <algorithm>
-#include <csignal>
 #include <condition_variable>
+#include <csignal>
 #include <deque>
 #include <mutex>
 #include <random>
@@ -386,6 +386,8 @@ void Daemon::Impl::on_spool_file(const std::string& rel, std::optional<int64_t> 
   if (stopping_ || !filter_->matches(rel)) return;
   auto [it, fresh] = spool_.try_emplace(rel);
   if (fresh) it->second.first_seen_ms = wall_ms(env_->now());
+  if (!due_ms)  // scans pass the size in; for events one lstat on tmpfs is cheap
+    if (auto st = env_->lstat(path_join(cfg_.spool.path, rel))) it->second.size = st->size;
   if (it->second.in_flight) {
     it->second.dirty = true;
     return;
@@ -680,6 +682,11 @@ json Daemon::Impl::alarms_json() {
     a.push_back({{"severity", spool_alarm_severity_}, {"text", spool_alarm_}});
   if (!watch_alarm_.empty()) a.push_back({{"severity", "critical"}, {"text", watch_alarm_}});
   if (!state_alarm_.empty()) a.push_back({{"severity", "warning"}, {"text", state_alarm_}});
+  for (auto& p : cfg_.peers)
+    a.push_back(
+        {{"severity", "warning"},
+         {"text", "replication to peer " + p.name +
+                      " is not available in this build: recordings are archived locally only"}});
   std::lock_guard<std::mutex> l(rmu_);
   if (!last_prune_.refused.empty() && last_prune_.refused != "retention disabled")
     a.push_back({{"severity", "warning"}, {"text", "retention refused: " + last_prune_.refused}});

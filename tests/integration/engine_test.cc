@@ -56,10 +56,10 @@ TEST(Engine, RestartWhileTwentyCallsRecordTakesEachOnlyWhenClosed) {
   Node n;
   n.start();
   std::string release = n.dir.sub("hangup");
-  auto lg = Process::spawn({bin("recsync-loadgen"), "--dir", n.spool, "--calls", "20",
-                            "--concurrency", "20", "--speed", "20", "--min-duration", "2",
-                            "--max-duration", "4", "--keep-open-until", release, "--manifest",
-                            n.dir.sub("manifest.jsonl")});
+  auto lg =
+      Process::spawn({bin("recsync-loadgen"), "--dir", n.spool, "--calls", "20", "--concurrency",
+                      "20", "--speed", "20", "--min-duration", "2", "--max-duration", "4",
+                      "--keep-open-until", release, "--manifest", n.dir.sub("manifest.jsonl")});
   ASSERT_TRUE(lg.is_ok());
   ASSERT_TRUE(wait_until([&] { return n.spool_count() == 20; }, 10s));
   std::this_thread::sleep_for(500ms);
@@ -88,8 +88,9 @@ TEST(Engine, KillNineWhileArchivingNeverLosesOrDuplicates) {
   for (int round = 0; round < 20; ++round) {
     n.start();
     std::string mf = n.dir.sub("manifest." + std::to_string(round));
-    auto r = n.loadgen({"--calls", "25", "--concurrency", "25", "--speed", "0", "--min-duration", "2",
-                        "--max-duration", "10", "--seed", std::to_string(round + 1), "--manifest", mf});
+    auto r =
+        n.loadgen({"--calls", "25", "--concurrency", "25", "--speed", "0", "--min-duration", "2",
+                   "--max-duration", "10", "--seed", std::to_string(round + 1), "--manifest", mf});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     for (auto& m : read_manifest(mf)) all.push_back(m);
     std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 300));  // mid-archive
@@ -98,7 +99,8 @@ TEST(Engine, KillNineWhileArchivingNeverLosesOrDuplicates) {
   n.start();
   ASSERT_TRUE(wait_until([&] { return archived_all(n, all.size()); }, 120s))
       << "spool " << n.spool_count() << ", archive " << n.archive_recordings().size() << " of "
-      << all.size() << "\n" << log_tail(n);
+      << all.size() << "\n"
+      << log_tail(n);
   // Exactly once, whole, under the final name; stale temps from the kills are
   // removed by the startup reconcile.
   ASSERT_TRUE(wait_until([&] { return n.status()["archive"]["reconciled"] == true; }, 30s));
@@ -241,8 +243,8 @@ TEST(Engine, RetentionRefusesWhenTheClockIsBehindTheNewestRecording) {
   n.start();
   ASSERT_TRUE(wait_until([&] { return n.status()["archive"]["files"] == 2; }, 20s));
   ASSERT_EQ(n.cli({"prune"}).exit_code, 0);
-  ASSERT_TRUE(wait_until([&] { return !n.status()["retention"]["refused"].get<std::string>().empty(); },
-                         20s));
+  ASSERT_TRUE(wait_until(
+      [&] { return !n.status()["retention"]["refused"].get<std::string>().empty(); }, 20s));
   EXPECT_TRUE(file_exists(n.archive + "/old.wav"));
   json s = n.status();
   bool alarmed = false;
@@ -262,7 +264,8 @@ TEST(Engine, InotifyOverflowMissesNothing) {
   n.start();
   write_file(knob, old);
   n.process()->signal(SIGSTOP);  // the loop cannot drain while 2000 files land
-  for (int i = 0; i < 2000; ++i) write_file(n.spool + "/burst-" + std::to_string(i) + ".wav", "pcm");
+  for (int i = 0; i < 2000; ++i)
+    write_file(n.spool + "/burst-" + std::to_string(i) + ".wav", "pcm");
   n.process()->signal(SIGCONT);
   ASSERT_TRUE(wait_until([&] { return archived_all(n, 2000); }, 60s))
       << "spool " << n.spool_count() << " archive " << n.archive_recordings().size();
@@ -290,8 +293,9 @@ TEST(Engine, ControlSocketRefusesUsersOutsideTheGroup) {
 
 TEST(Engine, BadConfigIsReportedWithFileAndLine) {
   TempDir d;
-  std::string conf = write_file(d.sub("bad.conf"),
-                                "[spool]\npath = \"/tmp/x\"\nsetle = \"1s\"\n[archive]\npath = \"/tmp/y\"\n");
+  std::string conf =
+      write_file(d.sub("bad.conf"),
+                 "[spool]\npath = \"/tmp/x\"\nsetle = \"1s\"\n[archive]\npath = \"/tmp/y\"\n");
   RunResult r = run({bin("recsyncd"), "--check-config", "-c", conf});
   EXPECT_EQ(r.exit_code, 78);
   EXPECT_NE(r.err.find(conf + ":3: unknown key 'setle'"), std::string::npos) << r.err;
@@ -306,14 +310,51 @@ TEST(Engine, SighupReloadsAndABadReloadKeepsRunning) {
   std::string good = read_file(n.config_path);
   write_file(n.config_path, good + "\n[bogus]\n");
   n.process()->signal(SIGHUP);
-  ASSERT_TRUE(wait_until([&] { return n.log().find("keeping the running configuration") != std::string::npos; }, 10s));
+  ASSERT_TRUE(wait_until(
+      [&] { return n.log().find("keeping the running configuration") != std::string::npos; }, 10s));
   EXPECT_FALSE(n.status().is_null());
   write_file(n.config_path, good);
   n.process()->signal(SIGHUP);
-  ASSERT_TRUE(wait_until([&] { return n.log().find("configuration reloaded") != std::string::npos; }, 10s));
+  ASSERT_TRUE(
+      wait_until([&] { return n.log().find("configuration reloaded") != std::string::npos; }, 10s));
   ASSERT_EQ(n.loadgen({"--calls", "5", "--speed", "0"}).exit_code, 0);
   ASSERT_TRUE(wait_until([&] { return archived_all(n, 5); }, 20s));
   n.stop();
+}
+
+}  // namespace
+}  // namespace recsync::test
+
+namespace recsync::test {
+namespace {
+
+TEST(Cli, ExitCodesIdAndKeygen) {
+  TempDir d;
+  std::string conf =
+      write_file(d.sub("r.conf"), "node = \"fs9\"\nstate_dir = \"" + d.sub("state") +
+                                      "\"\n[control]\nsocket = \"" + d.sub("none.sock") +
+                                      "\"\n[spool]\npath = \"" + d.sub("s") +
+                                      "\"\n[archive]\npath = \"" + d.sub("a") + "\"\n");
+  EXPECT_EQ(run({bin("recsync"), "-c", conf, "frobnicate"}).exit_code, 64);
+  EXPECT_EQ(run({bin("recsync"), "-c", conf, "status"}).exit_code, 69);  // no daemon
+  RunResult chk = run({bin("recsync"), "-c", conf, "status", "--check"});
+  EXPECT_EQ(chk.exit_code, 3);
+  EXPECT_NE(chk.out.find("UNKNOWN"), std::string::npos);
+  EXPECT_EQ(run({bin("recsync"), "-c", d.sub("missing.conf"), "status"}).exit_code, 78);
+
+  RunResult id1 = run({bin("recsync"), "-c", conf, "id"});  // first use creates the identity
+  ASSERT_EQ(id1.exit_code, 0) << id1.err;
+  EXPECT_EQ(id1.out.rfind("sha256:", 0), 0u);
+  EXPECT_EQ(id1.out.size(), 7u + 64u + 1u);
+  EXPECT_EQ(run({bin("recsync"), "-c", conf, "id"}).out, id1.out);      // stable
+  EXPECT_EQ(run({bin("recsync"), "-c", conf, "keygen"}).exit_code, 1);  // never replaced silently
+  RunResult k = run({bin("recsync"), "-c", conf, "keygen", "--force"});
+  ASSERT_EQ(k.exit_code, 0) << k.err;
+  EXPECT_NE(k.out, id1.out);
+  EXPECT_EQ(run({bin("recsync"), "-c", conf, "id"}).out, k.out);
+  struct stat st;
+  ASSERT_EQ(stat(d.sub("state/node.key").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
 }
 
 }  // namespace

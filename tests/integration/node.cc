@@ -17,17 +17,21 @@ Node::Node(const NodeOptions& o) {
   config_path = dir.sub("recsyncd.conf");
   log_path_ = dir.sub("recsyncd.log");
   auto t = TmpfsMount::make(spool, o.spool_bytes);
-  if (!t) ADD_FAILURE() << t.status().to_string();
-  else spool_mount_ = std::move(t).value();
+  if (!t)
+    ADD_FAILURE() << t.status().to_string();
+  else
+    spool_mount_ = std::move(t).value();
   auto e = Ext4Image::make(archive, o.archive_bytes);
-  if (!e) ADD_FAILURE() << e.status().to_string();
-  else archive_mount_ = std::move(e).value();
+  if (!e)
+    ADD_FAILURE() << e.status().to_string();
+  else
+    archive_mount_ = std::move(e).value();
   write_file(config_path, "node = \"fs1\"\nstate_dir = \"" + state_dir +
                               "\"\n[log]\nlevel = \"info\"\n[control]\nsocket = \"" + socket +
-                              "\"\ngroup = \"" + o.control_group + "\"\n[spool]\npath = \"" + spool +
-                              "\"\nsettle = \"" + o.settle + "\"\n[archive]\npath = \"" + archive +
-                              "\"\nlayout = \"" + o.layout + "\"\nretry_max = \"2s\"\n[retention]\n" +
-                              o.retention + o.extra);
+                              "\"\ngroup = \"" + o.control_group + "\"\n[spool]\npath = \"" +
+                              spool + "\"\nsettle = \"" + o.settle + "\"\n[archive]\npath = \"" +
+                              archive + "\"\nlayout = \"" + o.layout +
+                              "\"\nretry_max = \"2s\"\n[retention]\n" + o.retention + o.extra);
 }
 
 Node::~Node() {
@@ -104,7 +108,8 @@ void expect_archived_exactly_once(const std::vector<ManifestEntry>& manifest,
       continue;
     }
     if (it->second.size() != 1) {
-      if (bad++ < 10) ADD_FAILURE() << m.path << " is in the archive " << it->second.size() << " times";
+      if (bad++ < 10)
+        ADD_FAILURE() << m.path << " is in the archive " << it->second.size() << " times";
       continue;
     }
     const FileInfo& fi = it->second[0].second;

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian 12 machine:
+#   1. installs every dependency (apt-get; needs root or sudo),
+#   2. builds with -Wall -Wextra and runs every test: unit, integration (real
+#      recsyncd processes; as root on real tmpfs + loop ext4, skipped with a
+#      reason otherwise), ops (unit, man pages, docs agreement, Debian package)
+#      and a bounded libFuzzer run of the frame parser,
+#   3. rebuilds with AddressSanitizer + UBSan and runs unit and integration
+#      tests again.
+# Exit status is non-zero if anything fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+jobs=$(nproc)
+
+echo "== build (RelWithDebInfo)"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$jobs"
+echo "== tests"
+(cd build && ctest --output-on-failure -j2 --timeout 1800)
+
+echo "== build (ASan + UBSan)"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DRECSYNC_SANITIZE=ON >/dev/null
+cmake --build build-asan -j"$jobs"
+echo "== tests under ASan + UBSan"
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --output-on-failure -j2 -L 'unit|integration' --timeout 1800)
