@@ -152,8 +152,9 @@ ArchiveOutcome Archiver::archive_one(const std::string& spool_rel, Millis settle
   const std::string dir = path_dirname(final_path);
   if (Status s = env_->mkdirs(dir, kDirMode); !s) return fail(s);
 
-  const std::string tmp =
-      path_join(dir, std::string(kTempPrefix) + path_basename(rel) + "." + random_suffix());
+  // Name part capped so prefix + name + suffix stays within NAME_MAX (255).
+  const std::string tmp = path_join(
+      dir, std::string(kTempPrefix) + path_basename(rel).substr(0, 200) + "." + random_suffix());
   auto t0 = std::chrono::steady_clock::now();
   auto src_hash = copy_to_temp(**src, tmp, before->mtime_ns, leased);
   auto discard = [&] { (void)env_->unlink(tmp); };
@@ -224,6 +225,13 @@ ArchiveOutcome Archiver::archive_one(const std::string& spool_rel, Millis settle
   if (!last || last->size != before->size || last->mtime_ns != before->mtime_ns ||
       !still_lease_ok) {
     out.kind = K::kChanged;
+    return out;
+  }
+  // The path must still name the file we copied: a new recording renamed
+  // over it meanwhile must not be unlinked unarchived.
+  auto at_path = env_->lstat(src_path);
+  if (!at_path || at_path->ino != last->ino || at_path->dev != last->dev) {
+    out.kind = at_path ? K::kChanged : K::kVanished;
     return out;
   }
   if (Status s = env_->unlink(src_path); !s && s.code() != Status::Code::kNotFound) return fail(s);

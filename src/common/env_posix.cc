@@ -105,10 +105,14 @@ class PosixFile : public File {
 class PosixEnv : public Env {
  public:
   Result<std::unique_ptr<File>> open_read(const std::string& path) override {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOATIME);
+    // O_NONBLOCK: a FIFO swapped in at the path must not block the caller;
+    // cleared again below (it means nothing for regular files).
+    const int flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK;
+    int fd = ::open(path.c_str(), flags | O_NOATIME);
     if (fd < 0 && errno == EPERM)  // O_NOATIME needs ownership
-      fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+      fd = ::open(path.c_str(), flags);
     if (fd < 0) return Status::from_errno(errno, "open " + path);
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     return std::unique_ptr<File>(new PosixFile(fd, path));
   }
   Result<std::unique_ptr<File>> create_excl(const std::string& path, mode_t mode) override {
@@ -136,7 +140,8 @@ class PosixEnv : public Env {
       return Status::io("mkdir " + path + ": exists and is not a folder", ENOTDIR);
     }
     std::string parent = path_dirname(path);
-    if (parent != path && parent != "." && parent != "/") RECSYNC_RETURN_IF_ERROR(mkdirs(parent, mode));
+    if (parent != path && parent != "." && parent != "/")
+      RECSYNC_RETURN_IF_ERROR(mkdirs(parent, mode));
     if (::mkdir(path.c_str(), mode) != 0 && errno != EEXIST)
       return Status::from_errno(errno, "mkdir " + path);
     return sync_dir(parent);
@@ -165,11 +170,20 @@ class PosixEnv : public Env {
       DirEntry de;
       de.name = e->d_name;
       switch (e->d_type) {
-        case DT_REG: de.type = DirEntry::Type::kFile; break;
-        case DT_DIR: de.type = DirEntry::Type::kDir; break;
-        case DT_LNK: de.type = DirEntry::Type::kLink; break;
-        case DT_UNKNOWN: de.type = DirEntry::Type::kUnknown; break;
-        default: de.type = DirEntry::Type::kOther;
+        case DT_REG:
+          de.type = DirEntry::Type::kFile;
+          break;
+        case DT_DIR:
+          de.type = DirEntry::Type::kDir;
+          break;
+        case DT_LNK:
+          de.type = DirEntry::Type::kLink;
+          break;
+        case DT_UNKNOWN:
+          de.type = DirEntry::Type::kUnknown;
+          break;
+        default:
+          de.type = DirEntry::Type::kOther;
       }
       out.push_back(std::move(de));
     }
