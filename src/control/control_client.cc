@@ -25,11 +25,16 @@ Result<nlohmann::json> control_call(const std::string& socket_path, const nlohma
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
     return Status::from_errno(errno, "connect " + socket_path);
   std::string out = request.dump() + "\n";
+  // A daemon that refuses us answers and closes at once, maybe while we are
+  // still sending: then its answer is waiting to be read, so read it.
+  Status send_error;
   for (size_t off = 0; off < out.size();) {
     ssize_t w = ::send(fd, out.data() + off, out.size() - off, MSG_NOSIGNAL);
     if (w < 0) {
       if (errno == EINTR) continue;
-      return Status::from_errno(errno, "send to " + socket_path);
+      send_error = Status::from_errno(errno, "send to " + socket_path);
+      if (errno != EPIPE && errno != ECONNRESET) return send_error;
+      break;
     }
     off += static_cast<size_t>(w);
   }
@@ -59,9 +64,13 @@ Result<nlohmann::json> control_call(const std::string& socket_path, const nlohma
     ssize_t n = ::recv(fd, buf, sizeof buf, 0);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return Status::from_errno(errno, "recv from " + socket_path);
+      return send_error.is_ok() ? Status::from_errno(errno, "recv from " + socket_path)
+                                : send_error;
     }
-    if (n == 0) return Status::io("daemon closed the connection on " + socket_path, ECONNRESET);
+    if (n == 0)
+      return send_error.is_ok()
+                 ? Status::io("daemon closed the connection on " + socket_path, ECONNRESET)
+                 : send_error;
     in.append(buf, static_cast<size_t>(n));
   }
 }
