@@ -106,7 +106,8 @@ class Daemon::Impl {
   // workers
   void worker_main();
   void retention_main();
-  void reconcile_main();
+  // filter: its own copy, made on the loop thread (reload replaces filter_).
+  void reconcile_main(const FileFilter& filter);
 
   // status and control
   void on_slow_timer();
@@ -222,7 +223,7 @@ Status Daemon::Impl::start_watching() {
 
 void Daemon::Impl::start_threads() {
   for (int i = 0; i < cfg_.archive.workers; ++i) workers_.emplace_back([this] { worker_main(); });
-  reconcile_thread_ = std::thread([this] { reconcile_main(); });
+  reconcile_thread_ = std::thread([this, f = *filter_] { reconcile_main(f); });
   retention_thread_ = std::thread([this] { retention_main(); });
 }
 
@@ -540,7 +541,7 @@ void Daemon::Impl::handle_result(WorkResult& r) {
 
 // ------------------------------------------------------------ background
 
-void Daemon::Impl::reconcile_main() {
+void Daemon::Impl::reconcile_main(const FileFilter& filter) {
   // Adopt what the archive holds (e.g. the old cron's flat tree) and forget
   // rows whose files are gone. Disk is the truth; the DB is rebuilt from it.
   auto lg = log::get("state");
@@ -576,7 +577,7 @@ void Daemon::Impl::reconcile_main() {
         continue;
       }
       if (de.type != DirEntry::Type::kFile && de.type != DirEntry::Type::kUnknown) continue;
-      if (!filter_->matches(rel)) continue;
+      if (!filter.matches(rel)) continue;
       auto st = env_->lstat(full);
       if (!st || !st->is_reg) {
         if (st && st->is_dir) walk(rel);
@@ -619,7 +620,9 @@ void Daemon::Impl::retention_main() {
   // restart loop cannot turn into a pruning loop.
   next_prune_ms_ = wall_ms(env_->now()) + 30000;
   for (;;) {
-    rcv_.wait_for(l, std::chrono::seconds(1), [&] { return stop_.load() || retention_now_; });
+    // A requested pass waits for the reconcile (it notifies rcv_ when done).
+    rcv_.wait_for(l, std::chrono::seconds(1),
+                  [&] { return stop_.load() || (retention_now_ && reconciled_); });
     if (stop_) return;
     if (!reconciled_) continue;
     if (!retention_now_ && wall_ms(env_->now()) < next_prune_ms_) continue;
