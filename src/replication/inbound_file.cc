@@ -1,0 +1,365 @@
+#include "replication/inbound_file.h"
+
+#include <cstdio>
+#include <random>
+
+#include "peer/path_policy.h"
+
+namespace recsync::replication {
+namespace {
+
+constexpr size_t kReadBuf = 1 << 20;
+constexpr int kMaxVersions = 1000;
+constexpr size_t kWriteBatch = 256 * 1024;
+
+std::string random_suffix() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  char buf[17];
+  snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(rng()));
+  return buf;
+}
+
+bool is_hex16(std::string_view s) {
+  if (s.size() != 16) return false;
+  for (char c : s)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
+Result<std::string> hash_file(Env* env, const std::string& path) {
+  auto f = env->open_read(path);
+  if (!f) return f.status();
+  Hasher h;
+  std::vector<uint8_t> buf(kReadBuf);
+  for (;;) {
+    auto n = (*f)->read(buf.data(), buf.size());
+    if (!n) return n.status();
+    if (*n == 0) break;
+    h.update(buf.data(), *n);
+  }
+  return h.hex();
+}
+
+// archive/layout.h's versioned_rel_path (the replication component does not
+// link the archiver): "a/b.wav", 2 -> "a/b.v2.wav"; "a/b", 3 -> "a/b.v3".
+std::string versioned_rel_path(const std::string& rel, int n) {
+  std::string dir = rel.find('/') == std::string::npos ? "" : path_dirname(rel) + "/";
+  std::string base = path_basename(rel);
+  auto dot = base.rfind('.');
+  std::string suffix = ".v" + std::to_string(n);
+  if (dot == std::string::npos || dot == 0) return dir + base + suffix;
+  return dir + base.substr(0, dot) + suffix + base.substr(dot);
+}
+
+}  // namespace
+
+const char* basis_kind_name(BasisKind k) {
+  switch (k) {
+    case BasisKind::kNone:
+      return "none";
+    case BasisKind::kPartial:
+      return "partial";
+    case BasisKind::kFinal:
+      return "final";
+  }
+  return "?";
+}
+
+Result<std::unique_ptr<InboundFile>> InboundFile::begin(
+    Env* env, const std::string& archive_root, const std::string& rel, uint64_t expected_size,
+    const std::string& expected_hash, int64_t mtime_ns, const InboundOptions& opt) {
+  std::unique_ptr<InboundFile> f(new InboundFile());
+  RECSYNC_RETURN_IF_ERROR(
+      f->init(env, archive_root, rel, expected_size, expected_hash, mtime_ns, opt));
+  return f;
+}
+
+InboundFile::~InboundFile() {
+  // Not a commit: just do not throw away produced bytes (a crash would lose
+  // at most kWriteBatch of them; the next begin() resumes from the rest).
+  if (!closed_ && out_ && error_.is_ok()) (void)flush_out();
+}
+
+Status InboundFile::init(Env* env, const std::string& archive_root, const std::string& rel,
+                         uint64_t expected_size, const std::string& expected_hash, int64_t mtime_ns,
+                         const InboundOptions& opt) {
+  env_ = env;
+  opt_ = opt;
+  root_ = archive_root;
+  rel_ = rel;
+  expected_size_ = expected_size;
+  expected_hash_ = expected_hash;
+  mtime_ns_ = mtime_ns;
+
+  RECSYNC_RETURN_IF_ERROR(peer::validate_peer_path(rel).with_context("inbound"));
+  name_ = path_basename(rel);
+  if (name_.size() > kMaxInboundNameLen)
+    return Status::refused("inbound " + rel + ": file name longer than " +
+                           std::to_string(kMaxInboundNameLen) + " bytes");
+  if (expected_size > opt_.max_file_size)
+    return Status::refused("inbound " + rel + ": size " + std::to_string(expected_size) +
+                           " above the limit " + std::to_string(opt_.max_file_size));
+  dir_ = rel.find('/') == std::string::npos ? root_ : path_join(root_, path_dirname(rel));
+  final_path_ = path_join(root_, rel);
+  part_path_ = path_join(dir_, std::string(kPartPrefix) + name_);
+
+  RECSYNC_RETURN_IF_ERROR(check_folders());
+  if (dir_ != root_) {
+    RECSYNC_RETURN_IF_ERROR(env_->mkdirs(dir_, opt_.dir_mode));
+    // Again: a folder swapped for a symlink between the check and mkdirs.
+    RECSYNC_RETURN_IF_ERROR(check_folders());
+  }
+  RECSYNC_RETURN_IF_ERROR(choose_basis());
+  RECSYNC_RETURN_IF_ERROR(make_signature());
+
+  out_path_ = part_path_ + "." + random_suffix();
+  auto out = env_->create_excl(out_path_, opt_.file_mode);
+  if (!out) return out.status();
+  out_ = std::move(*out);
+
+  delta::BasisReader reader;
+  if (basis_) {
+    reader = delta::pread_basis(basis_->fd());
+  } else {
+    reader = [](uint64_t, std::span<uint8_t>) -> Result<size_t> { return size_t{0}; };
+  }
+  auto patch = delta::PatchJob::create(std::move(reader), expected_size_);
+  if (!patch) {
+    discard();
+    return patch.status();
+  }
+  patch_ = std::move(*patch);
+  return Status::ok();
+}
+
+Status InboundFile::check_folders() const {
+  std::string cur = root_;
+  const std::string sub = rel_.find('/') == std::string::npos ? "" : path_dirname(rel_);
+  size_t pos = 0;
+  while (pos < sub.size()) {
+    size_t slash = sub.find('/', pos);
+    if (slash == std::string::npos) slash = sub.size();
+    cur = path_join(cur, sub.substr(pos, slash - pos));
+    pos = slash + 1;
+    auto st = env_->lstat(cur);
+    if (!st) {
+      if (st.status().code() == Status::Code::kNotFound) return Status::ok();
+      return st.status();
+    }
+    if (st->is_link) return Status::refused("inbound " + rel_ + ": " + cur + " is a symlink");
+    if (!st->is_dir) return Status::refused("inbound " + rel_ + ": " + cur + " is not a folder");
+  }
+  return Status::ok();
+}
+
+Status InboundFile::choose_basis() {
+  auto entries = env_->list_dir(dir_);
+  if (!entries) return entries.status();
+  const std::string committed = std::string(kPartPrefix) + name_;
+  std::string best;
+  uint64_t best_size = 0;
+  for (const DirEntry& e : *entries) {
+    if (e.name != committed) {
+      if (e.name.size() != committed.size() + 17 ||
+          e.name.compare(0, committed.size(), committed) || e.name[committed.size()] != '.' ||
+          !is_hex16(std::string_view(e.name).substr(committed.size() + 1)))
+        continue;
+    }
+    const std::string path = path_join(dir_, e.name);
+    auto st = env_->lstat(path);
+    if (!st || !st->is_reg) continue;  // never follow or delete a non-file
+    partials_.push_back(path);
+    if (st->size > best_size && st->size <= opt_.max_file_size) {
+      best = path;
+      best_size = st->size;
+    }
+  }
+  if (!best.empty()) {
+    basis_kind_ = BasisKind::kPartial;
+    basis_path_ = best;
+  } else if (auto st = env_->lstat(final_path_);
+             st && st->is_reg && st->size <= opt_.max_file_size) {
+    basis_kind_ = BasisKind::kFinal;
+    basis_path_ = final_path_;
+  }
+  if (basis_kind_ == BasisKind::kNone) return Status::ok();
+  auto f = env_->open_read(basis_path_);  // O_NOFOLLOW
+  if (!f) return f.status();
+  auto st = (*f)->stat();
+  if (!st) return st.status();
+  if (!st->is_reg)
+    return Status::refused("inbound " + rel_ + ": basis " + basis_path_ + " is not a file");
+  basis_ = std::move(*f);
+  basis_size_ = st->size;
+  return Status::ok();
+}
+
+Status InboundFile::make_signature() {
+  auto job = delta::SignatureJob::create(basis_ ? static_cast<int64_t>(basis_size_) : 0);
+  if (!job) return job.status();
+  signature_.clear();
+  if (basis_) {
+    const bool check_same = basis_kind_ == BasisKind::kFinal && basis_size_ == expected_size_;
+    Hasher h;
+    std::vector<uint8_t> buf(kReadBuf);
+    uint64_t total = 0;
+    for (;;) {
+      auto n = basis_->read(buf.data(), buf.size());
+      if (!n) return n.status().with_context("signature of " + basis_path_);
+      if (*n == 0) break;
+      total += *n;
+      if (check_same) h.update(buf.data(), *n);
+      RECSYNC_RETURN_IF_ERROR(
+          job->feed(std::span<const uint8_t>(buf.data(), *n), false, signature_));
+    }
+    already_present_ = check_same && total == expected_size_ && h.hex() == expected_hash_;
+  }
+  return job->feed({}, true, signature_);
+}
+
+Status InboundFile::fail(Status s) {
+  if (error_.is_ok()) error_ = s;
+  return error_;
+}
+
+// Output is batched: a delta fed a few bytes at a time (TLS records, the
+// buffer-size tests) must not become one write() per byte.
+Status InboundFile::flush_out() {
+  if (buf_.empty()) return Status::ok();
+  Status s = out_->write_all(buf_.data(), buf_.size());
+  if (s) {
+    hasher_.update(buf_.data(), buf_.size());
+    written_ += buf_.size();
+  }
+  buf_.clear();
+  return s;
+}
+
+Status InboundFile::feed_delta(std::span<const uint8_t> delta) {
+  if (!error_.is_ok()) return error_;
+  if (closed_) return Status::invalid("inbound " + rel_ + ": already closed");
+  Status s = patch_->feed(delta, false, buf_);
+  // Whatever was produced before an error is still a valid prefix.
+  Status w = buf_.size() >= kWriteBatch || !s ? flush_out() : Status::ok();
+  if (!s) return fail(s.with_context("inbound " + rel_));
+  if (!w) return fail(w);
+  return Status::ok();
+}
+
+void InboundFile::remove_partials() {
+  for (const std::string& p : partials_)
+    if (p != out_path_) (void)env_->unlink(p);
+  partials_.clear();
+}
+
+void InboundFile::discard() {
+  if (closed_) return;
+  closed_ = true;
+  out_.reset();
+  if (!out_path_.empty()) (void)env_->unlink(out_path_);
+}
+
+Result<InboundResult> InboundFile::finish() {
+  if (closed_) return Status::invalid("inbound " + rel_ + ": already closed");
+  if (!error_.is_ok()) return error_;
+  Status s = patch_->feed({}, true, buf_);
+  if (Status w = flush_out(); s) s = w;
+  if (s && !patch_->done()) s = Status::corrupt("delta ended early");
+  if (!s) {
+    (void)fail(s.with_context("inbound " + rel_));
+    if (s.code() == Status::Code::kCorrupt) {
+      discard();
+      remove_partials();
+    }
+    return error_;
+  }
+  std::string why;
+  if (written_ != expected_size_) {
+    why = "size " + std::to_string(written_) + " != expected " + std::to_string(expected_size_);
+  } else if (std::string got = hasher_.hex(); got != expected_hash_) {
+    why = "hash " + got + " != expected " + expected_hash_;
+  }
+  if (!why.empty()) {
+    // The basis may be what is wrong (a stale or damaged partial): drop it
+    // too, so the retry starts from the final file or from nothing.
+    discard();
+    remove_partials();
+    return fail(Status::corrupt("inbound " + rel_ + " (basis " + basis_kind_name(basis_kind_) +
+                                "): " + why));
+  }
+  if (Status m = out_->set_mtime_ns(mtime_ns_); !m) return fail(m);
+  if (Status y = out_->sync(); !y) return fail(y);
+  out_.reset();
+  basis_.reset();
+
+  InboundResult res;
+  res.size = written_;
+  std::string publish_rel = rel_;
+  for (int n = 2;; ++n) {
+    Status r = env_->rename_noreplace(out_path_, path_join(root_, publish_rel));
+    if (r) break;
+    if (r.code() != Status::Code::kExists || n > kMaxVersions) return fail(r);
+    const std::string existing = path_join(root_, publish_rel);
+    auto st = env_->lstat(existing);
+    if (st && st->is_reg && st->size == expected_size_) {
+      auto h = hash_file(env_, existing);
+      if (h && *h == expected_hash_) {
+        res.already = true;  // e.g. acked but the ack was lost
+        (void)env_->unlink(out_path_);
+        break;
+      }
+    }
+    publish_rel = versioned_rel_path(rel_, n);
+  }
+  closed_ = true;
+  res.rel = publish_rel;
+  if (Status d = env_->sync_dir(dir_); !d) return fail(d);
+  remove_partials();
+  return res;
+}
+
+Result<InboundResult> InboundFile::accept_existing() {
+  if (closed_ || !already_present_ || !error_.is_ok())
+    return Status::invalid("inbound " + rel_ + ": no identical file to accept");
+  discard();
+  basis_.reset();
+  remove_partials();
+  InboundResult res;
+  res.rel = rel_;
+  res.already = true;
+  res.size = expected_size_;
+  return res;
+}
+
+Status InboundFile::abort_keep_partial() {
+  if (closed_) return Status::invalid("inbound " + rel_ + ": already closed");
+  if (!error_.is_ok()) {
+    discard();
+    return error_;
+  }
+  if (Status w = flush_out(); !w) {
+    discard();
+    return w;
+  }
+  const uint64_t have = basis_kind_ == BasisKind::kPartial ? basis_size_ : 0;
+  if (written_ <= have) {
+    discard();  // the partial we started from already holds more
+    return Status::ok();
+  }
+  Status s = out_->sync();
+  out_.reset();
+  basis_.reset();
+  closed_ = true;
+  if (!s) {
+    (void)env_->unlink(out_path_);
+    return s;
+  }
+  // Only the longer prefix is worth keeping. A crash between these unlinks
+  // and the rename still leaves the output under a part name (a basis).
+  remove_partials();
+  (void)env_->unlink(part_path_);
+  RECSYNC_RETURN_IF_ERROR(env_->rename_noreplace(out_path_, part_path_));
+  return env_->sync_dir(dir_);
+}
+
+}  // namespace recsync::replication
