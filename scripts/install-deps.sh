@@ -4,11 +4,11 @@
 set -euo pipefail
 pkgs=(
   build-essential cmake pkg-config git
-  libuv1-dev librsync-dev libboost-filesystem-dev libspdlog-dev libcli11-dev
+  libuv1-dev librsync-dev libspdlog-dev libcli11-dev
   libgtest-dev libgmock-dev libssl-dev libsystemd-dev libtomlplusplus-dev
   libsqlite3-dev libxxhash-dev nlohmann-json3-dev
   clang-14 libclang-rt-14-dev
-  rsync lsyncd iproute2 e2fsprogs util-linux procps psmisc openssl
+  python3 rsync lsyncd iproute2 e2fsprogs util-linux procps psmisc openssl
   debhelper devscripts lintian mandoc systemd sqlite3 dpkg-dev fakeroot
 )
 missing=()
