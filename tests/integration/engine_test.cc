@@ -2,8 +2,10 @@
 // recsync and recsync-loadgen binaries on a real tmpfs spool and a real ext4
 // archive on a loop device. Root only (mounts); skipped with a reason otherwise.
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/un.h>
 #include <utime.h>
 
 #include <fstream>
@@ -355,6 +357,102 @@ TEST(Cli, ExitCodesIdAndKeygen) {
   struct stat st;
   ASSERT_EQ(stat(d.sub("state/node.key").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+}  // namespace
+}  // namespace recsync::test
+
+namespace recsync::test {
+namespace {
+
+// Receives sd_notify datagrams the way systemd does (NOTIFY_SOCKET).
+class NotifySocket {
+ public:
+  explicit NotifySocket(const std::string& path) : path_(path) {
+    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  }
+  ~NotifySocket() { ::close(fd_); }
+  // Everything received so far, appended.
+  std::string drain() {
+    char buf[4096];
+    for (;;) {
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      got_.append(buf, size_t(n)).append("\n");
+    }
+    return got_;
+  }
+
+ private:
+  std::string path_, got_;
+  int fd_;
+};
+
+TEST(Engine, TellsSystemdReadyStatusAndWatchdog) {
+  RECSYNC_REQUIRE_ROOT();
+  Node n;
+  NotifySocket ns(n.dir.sub("notify.sock"));
+  n.start({{"NOTIFY_SOCKET", n.dir.sub("notify.sock")}, {"WATCHDOG_USEC", "2000000"}});
+  ASSERT_TRUE(wait_until([&] { return ns.drain().find("WATCHDOG=1") != std::string::npos; }, 10s))
+      << ns.drain();
+  std::string got = ns.drain();
+  EXPECT_NE(got.find("READY=1"), std::string::npos);
+  EXPECT_NE(got.find("STATUS=spool 0 files"), std::string::npos) << got;
+  n.stop();
+  EXPECT_NE(ns.drain().find("STOPPING=1"), std::string::npos);
+}
+
+TEST(Engine, SpoolUsageAlarmsAtTheWatermarks) {
+  RECSYNC_REQUIRE_ROOT();
+  NodeOptions o;
+  o.spool_bytes = 8ull << 20;
+  Node n(o);
+  n.start();
+  EXPECT_TRUE(n.status()["alarms"].empty());
+  // Not a recording (*.wav only), so it stays: 6 MiB of 8 is 75% > 70%.
+  write_file(n.spool + "/ballast.bin", std::string(6 << 20, 'b'));
+  auto has = [&](const char* what) {
+    json s = n.status();  // not n.status()["alarms"]: the temporary would dangle
+    for (auto& a : s["alarms"])
+      if (a["text"].get<std::string>().find(what) != std::string::npos)
+        return a["severity"].get<std::string>();
+    return std::string();
+  };
+  ASSERT_TRUE(wait_until([&] { return has("spool usage") == "warning"; }, 10s))
+      << n.status().dump();
+  write_file(n.spool + "/ballast2.bin", std::string(3 << 19, 'b'));  // 7.5 MiB: > 90%
+  ASSERT_TRUE(wait_until([&] { return has("spool usage") == "critical"; }, 10s))
+      << n.status().dump();
+  EXPECT_EQ(n.cli({"status", "--check"}).exit_code, 2);
+  ::unlink((n.spool + "/ballast.bin").c_str());
+  ::unlink((n.spool + "/ballast2.bin").c_str());
+  ASSERT_TRUE(wait_until([&] { return has("spool usage").empty(); }, 10s));
+  n.stop();
+}
+
+TEST(Engine, CorruptStateDatabaseIsRebuiltFromTheArchive) {
+  RECSYNC_REQUIRE_ROOT();
+  Node n;
+  n.start();
+  ASSERT_EQ(n.loadgen({"--calls", "30", "--speed", "0"}).exit_code, 0);
+  ASSERT_TRUE(wait_until([&] { return archived_all(n, 30); }, 30s));
+  n.stop();
+  write_file(n.state_dir + "/state.db", std::string(65536, 'x'));  // garbage over the DB
+  ::unlink((n.state_dir + "/state.db-wal").c_str());
+  n.start();
+  ASSERT_TRUE(wait_until([&] { return n.status()["archive"]["files"] == 30; }, 30s))
+      << n.status().dump();
+  bool alarmed = false;
+  json s = n.status();
+  for (auto& a : s["alarms"])
+    alarmed |= a["text"].get<std::string>().find("state database was corrupt") != std::string::npos;
+  EXPECT_TRUE(alarmed);
+  EXPECT_EQ(n.archive_recordings().size(), 30u);  // disk untouched
+  n.stop();
 }
 
 }  // namespace

@@ -39,10 +39,10 @@ Node::~Node() {
   daemon_.reset();
 }
 
-void Node::start() {
+void Node::start(std::map<std::string, std::string> extra_env) {
   // One log file per run, so restarts keep their history (see log()).
   std::string logf = log_path_ + "." + std::to_string(runs_++);
-  auto p = Process::spawn({bin("recsyncd"), "-c", config_path}, {}, "", logf);
+  auto p = Process::spawn({bin("recsyncd"), "-c", config_path}, std::move(extra_env), "", logf);
   ASSERT_TRUE(p.is_ok()) << p.status().to_string();
   daemon_ = std::move(p).value();
   ASSERT_TRUE(wait_until([&] { return !status().is_null() || !daemon_->running(); }, 20s))

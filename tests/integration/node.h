@@ -27,7 +27,7 @@ class Node {
   ~Node();
 
   // Starts recsyncd and waits until it answers `status` (bounded).
-  void start();
+  void start(std::map<std::string, std::string> extra_env = {});
   // SIGTERM; expects exit 0 within a few seconds.
   void stop();
   void kill9();
