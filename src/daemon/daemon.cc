@@ -102,6 +102,7 @@ class Daemon::Impl {
   void on_results();
   void handle_result(WorkResult& r);
   int64_t backoff_ms(int attempts, int64_t cap_ms, int64_t floor_ms);
+  void maybe_clear_archive_alarm();
 
   // workers
   void worker_main();
@@ -465,6 +466,16 @@ void Daemon::Impl::on_results() {
   if (!batch.empty()) dispatch_due();
 }
 
+// The archive alarm stands while any recording is still failing: one small
+// file fitting into a nearly full disk does not mean the archive is fine.
+void Daemon::Impl::maybe_clear_archive_alarm() {
+  if (archive_alarm_.empty()) return;
+  for (auto& [rel, e] : spool_)
+    if (!e.last_error.empty()) return;
+  lga_->info("archive is taking files again; alarm cleared ({})", archive_alarm_);
+  archive_alarm_.clear();
+}
+
 int64_t Daemon::Impl::backoff_ms(int attempts, int64_t cap_ms, int64_t floor_ms) {
   int64_t d = floor_ms << std::min(attempts, 16);
   d = std::min(d, cap_ms);
@@ -490,17 +501,15 @@ void Daemon::Impl::handle_result(WorkResult& r) {
       lga_->info("{} {} -> {} ({} bytes, {}, {:.0f} ms)",
                  o.kind == K::kArchived ? "archived" : "already archived", r.rel, o.row.rel,
                  o.row.size, o.row.hash, o.copy_ms);
-      if (!archive_alarm_.empty()) {
-        lga_->info("archive is taking files again; alarm cleared ({})", archive_alarm_);
-        archive_alarm_.clear();
-      }
       agg_->forget(r.rel);
       spool_.erase(it);
+      maybe_clear_archive_alarm();
       return;
     case K::kVanished:
     case K::kSkipped:
       agg_->forget(r.rel);
       spool_.erase(it);
+      maybe_clear_archive_alarm();
       return;
     case K::kNotSettled:
       agg_->on_found(r.rel, now + std::max<int64_t>(0, o.retry_at_ms - wall_ms(env_->now())));
