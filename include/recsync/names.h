@@ -25,4 +25,9 @@ inline std::string recording_id(std::string_view basename) {
                                                                : basename.substr(0, dot));
 }
 
+// The n-th alternative name used when a different file already holds a name
+// in the archive (we never replace a file): "a/b.wav", 2 -> "a/b.v2.wav";
+// "a/b", 3 -> "a/b.v3". n >= 2. Used by the archiver and the peer receiver.
+std::string versioned_rel_path(const std::string& rel, int n);
+
 }  // namespace recsync

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "recsync/env.h"
+#include "recsync/names.h"  // versioned_rel_path
 #include "recsync/status.h"
 
 namespace recsync {
@@ -16,9 +17,5 @@ Result<Layout> parse_layout(const std::string& s);
 
 // The archive-relative path for a spool-relative path recorded at rec_time.
 std::string archive_rel_path(Layout layout, const std::string& spool_rel, WallTime rec_time);
-
-// The n-th alternative name used when a different file already holds the
-// name: "a/b.wav", 2 -> "a/b.v2.wav"; "a/b", 3 -> "a/b.v3". n >= 2.
-std::string versioned_rel_path(const std::string& rel, int n);
 
 }  // namespace recsync

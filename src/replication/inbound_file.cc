@@ -4,6 +4,7 @@
 #include <random>
 
 #include "peer/path_policy.h"
+#include "recsync/names.h"
 
 namespace recsync::replication {
 namespace {
@@ -38,17 +39,6 @@ Result<std::string> hash_file(Env* env, const std::string& path) {
     h.update(buf.data(), *n);
   }
   return h.hex();
-}
-
-// archive/layout.h's versioned_rel_path (the replication component does not
-// link the archiver): "a/b.wav", 2 -> "a/b.v2.wav"; "a/b", 3 -> "a/b.v3".
-std::string versioned_rel_path(const std::string& rel, int n) {
-  std::string dir = rel.find('/') == std::string::npos ? "" : path_dirname(rel) + "/";
-  std::string base = path_basename(rel);
-  auto dot = base.rfind('.');
-  std::string suffix = ".v" + std::to_string(n);
-  if (dot == std::string::npos || dot == 0) return dir + base + suffix;
-  return dir + base.substr(0, dot) + suffix + base.substr(dot);
 }
 
 }  // namespace
