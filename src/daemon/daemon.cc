@@ -33,6 +33,10 @@ namespace {
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
+// Left in state_dir by a clean stop; its absence at start means the last run
+// crashed or was killed.
+constexpr const char* kCleanShutdownMarker = "clean-shutdown";
+
 int64_t steady_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch())
       .count();
@@ -189,7 +193,15 @@ Status Daemon::run() { return impl_->run(); }
 
 Status Daemon::Impl::open_state() {
   if (Status s = env_->mkdirs(cfg_.state_dir, 0750); !s) return s.with_context("state_dir");
-  auto st = StateStore::open(cfg_.db_path());
+  // The full DB check reads every page: do it only when the last run did not
+  // stop cleanly (a crash, kill -9, power loss), when damage is plausible.
+  const std::string marker = path_join(cfg_.state_dir, kCleanShutdownMarker);
+  const bool clean = env_->lstat(marker).is_ok();
+  if (clean) {
+    (void)env_->unlink(marker);
+    (void)env_->sync_dir(cfg_.state_dir);
+  }
+  auto st = StateStore::open(cfg_.db_path(), /*verify=*/!clean);
   if (!st && st.status().code() == Status::Code::kCorrupt) {
     lg_->error("state database {} is corrupt ({}); moving it aside and rebuilding from disk",
                cfg_.db_path(), st.status().message());
@@ -312,6 +324,10 @@ Status Daemon::Impl::run() {
   if (reconcile_thread_.joinable()) reconcile_thread_.join();
   int rc = uv_loop_close(&loop_);
   if (rc != 0) lg_->warn("event loop closed with handles open: {}", uv_strerror(rc));
+  store_.reset();  // closes the DB (checkpoints the WAL) before the marker says so
+  auto m = env_->create_excl(path_join(cfg_.state_dir, kCleanShutdownMarker), 0640);
+  if (m) (void)(*m)->sync();
+  (void)env_->sync_dir(cfg_.state_dir);
   lg_->info("stopped cleanly");
   return Status::ok();
 }

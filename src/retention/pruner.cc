@@ -168,6 +168,7 @@ class PruneRun {
     RECSYNC_RETURN_IF_ERROR(store_->append_audit(audit));
 
     std::set<std::string> touched;
+    std::vector<std::string> gone;  // rows removed in one transaction below
     for (const RecordingRow& r : batch) {
       if (!pacer_.wait(stop_)) break;
       Status s = env_->unlink(path_join(root_, r.rel));
@@ -176,7 +177,7 @@ class PruneRun {
         log_->warn("prune {}: {}", r.rel, s.to_string());
         continue;
       }
-      RECSYNC_RETURN_IF_ERROR(store_->remove_recording(r.rel));
+      gone.push_back(r.rel);
       rep_.removed++;
       rep_.bytes += r.size;
       log_->info("pruned {} ({} bytes, recorded {}){}", r.rel, r.size,
@@ -189,6 +190,9 @@ class PruneRun {
         touched.insert("");
       }
     }
+    // A crash before this commit leaves rows whose files are gone: the next
+    // pass finds them "already gone" and removes them.
+    RECSYNC_RETURN_IF_ERROR(store_->remove_recordings(gone));
     // Make the unlinks durable, so a crash cannot bring back a file whose
     // row is gone (the next scan would adopt it and prune it again).
     for (const std::string& d : touched) {

@@ -55,7 +55,7 @@ struct PruneReport {
 class Pruner {
  public:
   static constexpr size_t kChunk = 1000;  // rows read from the store at a time
-  static constexpr size_t kBatch = 100;   // deletions per audit fsync
+  static constexpr size_t kBatch = 1000;  // deletions per audit fsync and DB transaction
   static constexpr size_t kDryRunCap = 10000;
 
   // archive_root: the archive folder (rows' rel are relative to it).

@@ -178,7 +178,7 @@ Result<sqlite3_stmt*> StateStore::stmt(const char* sql) {
   return raw;
 }
 
-Result<std::unique_ptr<StateStore>> StateStore::open(const std::string& db_path) {
+Result<std::unique_ptr<StateStore>> StateStore::open(const std::string& db_path, bool verify) {
   // Check the header before SQLite touches anything: given a file that is
   // not a database it would still open, and on close delete, the -wal file
   // that a post-mortem may want.
@@ -206,11 +206,11 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const std::string& db_path)
   RECSYNC_RETURN_IF_ERROR(st->exec("PRAGMA journal_mode = WAL"));
   RECSYNC_RETURN_IF_ERROR(st->exec("PRAGMA synchronous = NORMAL"));
   RECSYNC_RETURN_IF_ERROR(st->exec("PRAGMA foreign_keys = OFF"));
-  RECSYNC_RETURN_IF_ERROR(st->init_schema());
+  RECSYNC_RETURN_IF_ERROR(st->init_schema(verify));
   return st;
 }
 
-Status StateStore::init_schema() {
+Status StateStore::init_schema(bool verify) {
   int64_t version = 0;
   {
     auto s = stmt("PRAGMA user_version");
@@ -224,7 +224,7 @@ Status StateStore::init_schema() {
     return Status::invalid("state db " + path_ + ": schema version " + std::to_string(version) +
                            " is newer than this recsync understands (" +
                            std::to_string(kSchemaVersion) + ")");
-  if (version > 0) {
+  if (version > 0 && verify) {
     // Page-level damage shows up here rather than at some later write.
     auto s = stmt("PRAGMA quick_check(1)");
     if (!s) return s.status();
@@ -233,7 +233,7 @@ Status StateStore::init_schema() {
     if (rc != SQLITE_ROW) return error(rc, "quick_check");
     std::string res = column_text(u.get(), 0);
     if (res != "ok") return Status::corrupt("state db " + path_ + ": quick_check: " + res);
-  } else {
+  } else if (version == 0) {
     Txn t(this);
     RECSYNC_RETURN_IF_ERROR(t.begin());
     RECSYNC_RETURN_IF_ERROR(exec(kSchemaV1));
@@ -303,6 +303,21 @@ Status StateStore::remove_recording(const std::string& rel) {
   int rc = sqlite3_step(u.get());
   if (rc != SQLITE_DONE) return error(rc, "remove " + rel);
   return Status::ok();
+}
+
+Status StateStore::remove_recordings(const std::vector<std::string>& rels) {
+  std::lock_guard<std::mutex> l(mu_);
+  Txn t(this);
+  RECSYNC_RETURN_IF_ERROR(t.begin());
+  auto s = stmt("DELETE FROM recordings WHERE rel = ?1");
+  if (!s) return s.status();
+  for (const std::string& rel : rels) {
+    Use u(*s);
+    bind_text(u.get(), 1, rel);
+    int rc = sqlite3_step(u.get());
+    if (rc != SQLITE_DONE) return error(rc, "remove " + rel);
+  }
+  return t.commit();
 }
 
 Result<std::optional<RecordingRow>> StateStore::get_recording(const std::string& rel) {

@@ -75,12 +75,14 @@ class StateStore {
   // The cursor that starts an older_than() walk.
   static constexpr int64_t kFirstTime = std::numeric_limits<int64_t>::min();
 
-  // Opens (creating if absent) the database at db_path and checks it
-  // (PRAGMA quick_check). A file that is not a database or fails the check
-  // gives kCorrupt with the path: the caller may quarantine() it and open
-  // again to start empty. A schema newer than kSchemaVersion gives kInvalid
-  // (a downgrade; do not quarantine).
-  static Result<std::unique_ptr<StateStore>> open(const std::string& db_path);
+  // Opens (creating if absent) the database at db_path and, with verify,
+  // checks it (PRAGMA quick_check: reads the whole file, seconds for a
+  // 500k-recording DB on a cold cache; the daemon verifies only after an
+  // unclean shutdown). A file that is not a database (detected either way) or
+  // fails the check gives kCorrupt with the path: the caller may quarantine()
+  // it and open again to start empty. A schema newer than kSchemaVersion
+  // gives kInvalid (a downgrade; do not quarantine).
+  static Result<std::unique_ptr<StateStore>> open(const std::string& db_path, bool verify = true);
 
   // Renames db_path, db_path-wal and db_path-shm (those that exist) to
   // "<name>.corrupt-<unixtime>", never over an existing file, and fsyncs the
@@ -98,6 +100,8 @@ class StateStore {
   Status upsert_recording(const RecordingRow& r);
   // Removes the row for rel; absent is fine.
   Status remove_recording(const std::string& rel);
+  // Removes many rows in one transaction (the pruner's batches).
+  Status remove_recordings(const std::vector<std::string>& rels);
   Result<std::optional<RecordingRow>> get_recording(const std::string& rel);
   // Rows whose name or rel equals id_or_rel, ordered by id.
   Result<std::vector<RecordingRow>> find(const std::string& id_or_rel);
@@ -150,7 +154,7 @@ class StateStore {
   class Txn;  // BEGIN IMMEDIATE ... COMMIT, rolled back unless committed
 
   StateStore(std::string path, DbPtr db);
-  Status init_schema();
+  Status init_schema(bool verify);
   Status exec(const char* sql);
   Status error(int rc, const std::string& what) const;
   // The cached prepared statement for sql (sql must be a string literal: the

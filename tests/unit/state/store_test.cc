@@ -407,3 +407,35 @@ TEST(StoreOpenTest, QuarantineOfMissingFileIsNotFound) {
 
 }  // namespace
 }  // namespace recsync
+
+namespace recsync {
+namespace {
+
+TEST(StoreOpenTest, GarbageFileIsCorruptEvenWithoutTheFullCheck) {
+  TempDir dir;
+  const std::string db = dir.path() + "/state.db";
+  {
+    std::ofstream f(db, std::ios::binary);
+    for (int i = 0; i < 4096; ++i) f.put(static_cast<char>('a' + i % 26));
+  }
+  auto st = StateStore::open(db, /*verify=*/false);
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.status().code(), Status::Code::kCorrupt) << st.status().to_string();
+}
+
+TEST_F(StoreTest, RemoveRecordingsInOneBatch) {
+  for (int i = 0; i < 5; ++i)
+    ASSERT_TRUE(
+        store_->upsert_recording(row("d/r" + std::to_string(i) + ".wav", 10, 1000 + i, "")));
+  ASSERT_TRUE(store_->remove_recordings({"d/r1.wav", "d/r3.wav", "d/absent.wav"}));
+  auto stats = store_->stats();
+  ASSERT_TRUE(stats);
+  EXPECT_EQ(stats->files, 3u);
+  EXPECT_EQ(stats->bytes, 30u);
+  EXPECT_FALSE(store_->get_recording("d/r1.wav")->has_value());
+  EXPECT_TRUE(store_->get_recording("d/r2.wav")->has_value());
+  ASSERT_TRUE(store_->remove_recordings({}));
+}
+
+}  // namespace
+}  // namespace recsync
