@@ -190,8 +190,13 @@ std::string format_bytes(uint64_t n) {
   }
   uint64_t t = static_cast<uint64_t>(tenths);
   std::string out = std::to_string(t / 10);
-  if (t % 10 != 0) out += "." + std::to_string(t % 10);
-  return out + " " + kUnits[u];
+  if (t % 10 != 0) {
+    out += '.';
+    out += std::to_string(t % 10);
+  }
+  out += ' ';
+  out += kUnits[u];
+  return out;
 }
 
 }  // namespace recsync

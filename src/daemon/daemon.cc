@@ -616,7 +616,8 @@ void Daemon::Impl::reconcile_main(const FileFilter& filter) {
       row.archived_at_ms = row.rec_time_ms;
       batch.push_back(std::move(row));
       reconcile_seen_++;
-      if (batch.size() >= 5000) {
+      // Small batches: each holds the store's lock, which archive workers need.
+      if (batch.size() >= 1000) {
         if (Status s = store_->scan_seen(batch, *gen); !s) lg->error("reconcile: {}", s.message());
         batch.clear();
       }
