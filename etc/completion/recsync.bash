@@ -9,7 +9,7 @@ _recsync() {
   local i cmd="" sub=""
   for ((i = 1; i < cword; i++)); do
     case "${words[i]}" in
-      -c) ((i++)) ;;
+      -c | --config | --socket | --interval) ((i++)) ;;
       -*) ;;
       *)
         if [[ -z $cmd ]]; then
@@ -22,11 +22,15 @@ _recsync() {
   done
 
   case "$prev" in
-    -c)
+    -c | --config)
       _filedir conf
       return
       ;;
-    --reason)
+    --socket)
+      _filedir sock
+      return
+      ;;
+    --reason | --interval)
       return
       ;;
   esac
@@ -35,12 +39,12 @@ _recsync() {
   case "$cmd" in
     "")
       if [[ $cur == -* ]]; then
-        opts="-c -h --help"
+        opts="-c --config --socket -h --help"
       else
         opts=$commands
       fi
       ;;
-    status) opts="--json --check --watch" ;;
+    status) opts="--json --check --watch --interval" ;;
     hold)
       case "$sub" in
         "") opts="add release list" ;;
