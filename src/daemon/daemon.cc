@@ -99,9 +99,10 @@ class Daemon::Impl {
   void reload();
 
   // spool pipeline (loop thread)
-  void on_spool_file(const std::string& rel, std::optional<int64_t> due_ms);
+  // due_ms and size come from a scan; an inotify event passes neither.
+  void on_spool_file(const std::string& rel, std::optional<int64_t> due_ms,
+                     std::optional<uint64_t> size = std::nullopt);
   void rescan_spool(const std::string& sub);
-  void on_tick();
   void dispatch_due();
   void on_results();
   void handle_result(WorkResult& r);
@@ -158,7 +159,6 @@ class Daemon::Impl {
   uint64_t archived_files_ = 0, archived_bytes_ = 0, failures_ = 0;
   int64_t last_archived_ms_ = 0;
   std::string archive_alarm_;
-  int64_t archive_alarm_since_ = 0;
   std::string spool_alarm_;
   std::string spool_alarm_severity_;
   FsUsage spool_usage_{}, archive_usage_{};
@@ -298,7 +298,7 @@ Status Daemon::Impl::run() {
   uv_signal_start(&sighup_, on_sig, SIGHUP);
   uv_timer_init(&loop_, &tick_);
   uv_timer_start(
-      &tick_, [](uv_timer_t* t) { static_cast<Impl*>(t->loop->data)->on_tick(); }, 50, 50);
+      &tick_, [](uv_timer_t* t) { static_cast<Impl*>(t->loop->data)->dispatch_due(); }, 50, 50);
   uv_timer_init(&loop_, &slow_);
   uv_timer_start(
       &slow_, [](uv_timer_t* t) { static_cast<Impl*>(t->loop->data)->on_slow_timer(); }, 0, 1000);
@@ -318,6 +318,8 @@ Status Daemon::Impl::run() {
   }
   qcv_.notify_all();
   for (auto& t : workers_) t.join();
+  // Taking the lock before notifying means the retention thread is either
+  // waiting (and wakes) or has not checked stop_ yet (and sees it): no lost wakeup.
   { std::lock_guard<std::mutex> l(rmu_); }
   rcv_.notify_all();
   if (retention_thread_.joinable()) retention_thread_.join();
@@ -400,12 +402,16 @@ void Daemon::Impl::reload() {
 
 // ---------------------------------------------------------- spool pipeline
 
-void Daemon::Impl::on_spool_file(const std::string& rel, std::optional<int64_t> due_ms) {
+void Daemon::Impl::on_spool_file(const std::string& rel, std::optional<int64_t> due_ms,
+                                 std::optional<uint64_t> size) {
   if (stopping_ || !filter_->matches(rel)) return;
   auto [it, fresh] = spool_.try_emplace(rel);
   if (fresh) it->second.first_seen_ms = wall_ms(env_->now());
-  if (!due_ms)  // scans pass the size in; for events one lstat on tmpfs is cheap
-    if (auto st = env_->lstat(path_join(cfg_.spool.path, rel))) it->second.size = st->size;
+  if (size) {
+    it->second.size = *size;
+  } else if (auto st = env_->lstat(path_join(cfg_.spool.path, rel))) {
+    it->second.size = st->size;  // an event: one lstat on tmpfs is cheap
+  }
   if (it->second.in_flight) {
     it->second.dirty = true;
     return;
@@ -424,13 +430,10 @@ void Daemon::Impl::rescan_spool(const std::string& sub) {
   Status s = scan_tree(env_, root, *filter_, [&](const std::string& r, const FileStat& st) {
     std::string rel = sub.empty() ? r : path_join(sub, r);
     int64_t quiet_at = st.mtime_ns / 1'000'000 + settle;
-    on_spool_file(rel, now + std::max<int64_t>(0, quiet_at - now_wall));
-    spool_[rel].size = st.size;
+    on_spool_file(rel, now + std::max<int64_t>(0, quiet_at - now_wall), st.size);
   });
   if (!s) lgw_->warn("scan of {} incomplete: {}", root, s.message());
 }
-
-void Daemon::Impl::on_tick() { dispatch_due(); }
 
 void Daemon::Impl::dispatch_due() {
   if (stopping_) return;
@@ -549,7 +552,6 @@ void Daemon::Impl::handle_result(WorkResult& r) {
       std::string kind = alarm.substr(0, alarm.find(':'));
       if (archive_alarm_.rfind(kind, 0) != 0) {
         lga_->error("{} (spool copies kept, retrying with backoff)", alarm);
-        archive_alarm_since_ = wall_ms(env_->now());
       } else {
         lga_->debug("{} (retrying)", alarm);
       }
