@@ -215,7 +215,8 @@ ArchiveOutcome Archiver::archive_one(const std::string& spool_rel, Millis settle
   out.row.rec_time_ms = before->mtime_ns / 1'000'000;
   out.row.archived_at_ms = to_ms(env_->now());
   out.row.origin = "local";
-  if (Status s = store_->upsert_recording(out.row); !s) return fail(s);
+  if (Status s = store_->upsert_recording(out.row, opt_.replicate_to, before->mtime_ns); !s)
+    return fail(s);
 
   // Last look before the spool copy goes: a writer that opened it meanwhile
   // breaks the lease (or changes the mtime); then keep the spool copy, it will

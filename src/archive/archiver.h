@@ -20,6 +20,7 @@
 // Thread safety: archive_one() may run on several worker threads at once for
 // different files; the same spool path must not be given to two at once.
 #include <string>
+#include <vector>
 
 #include "archive/layout.h"
 #include "recsync/env.h"
@@ -34,6 +35,9 @@ struct ArchiverOptions {
   std::string archive_root;
   Layout layout = Layout::kDate;
   OpenCheck open_check = OpenCheck::kAuto;
+  // Peers each archived recording is queued for (replication), in the same
+  // state-store transaction that records it.
+  std::vector<std::string> replicate_to;
 };
 
 struct ArchiveOutcome {

@@ -78,9 +78,35 @@ std::string human_status(const json& s) {
   if (s["peers"].empty()) {
     o += "peers      none configured (single node)\n";
   } else {
-    for (auto& p : s["peers"])
-      o += fmt::format("peer       {} {}: {}\n", p["name"].get<std::string>(),
-                       p["address"].get<std::string>(), p["state"].get<std::string>());
+    const json& rp = s["replication"];
+    const uint64_t cap = rp["bandwidth_bps"].get<uint64_t>();
+    o += fmt::format("replicate  {}/s of {}; queue {} files ({}), oldest {}\n",
+                     format_bytes(rp["rate_bps"].get<uint64_t>()),
+                     cap ? format_bytes(cap) + "/s" : std::string("no cap"),
+                     rp["queue"]["files"].get<uint64_t>(),
+                     format_bytes(rp["queue"]["bytes"].get<uint64_t>()),
+                     dur(rp["queue"]["oldest_s"].get<int64_t>()));
+    for (auto& p : s["peers"]) {
+      std::string ack =
+          p["last_ack_s"].is_null()
+              ? "no ack yet"
+              : "last ack " + dur(static_cast<int64_t>(p["last_ack_s"].get<double>())) + " ago";
+      o += fmt::format("peer       {} {}: {}; {}; queue {} files ({}); sent {}, received {}\n",
+                       p["name"].get<std::string>(), p["address"].get<std::string>(),
+                       p["state"].get<std::string>(), ack, p["queue"]["files"].get<uint64_t>(),
+                       format_bytes(p["queue"]["bytes"].get<uint64_t>()),
+                       format_bytes(p["sent_bytes"].get<uint64_t>()),
+                       format_bytes(p["received_bytes"].get<uint64_t>()));
+      if (!p["in_flight"].is_null()) {
+        const json& f = p["in_flight"];
+        const uint64_t size = f["size"].get<uint64_t>();
+        o += fmt::format("  sending  {} ({}), {:.0f}% read\n", f["path"].get<std::string>(),
+                         format_bytes(size),
+                         size ? 100.0 * f["read_bytes"].get<uint64_t>() / size : 100.0);
+      }
+      if (p["state"] != "connected" && !p["last_error"].get<std::string>().empty())
+        o += fmt::format("  error    {}\n", p["last_error"].get<std::string>());
+    }
   }
   const json& re = s["retention"];
   std::string last = re["last_prune"].get<std::string>();
@@ -281,9 +307,16 @@ int run_cli(int argc, char** argv) {
         return s.code() == Status::Code::kRefused ? kExitNoPerm : kExitFailure;
       }
     }
-    auto id = keygen->parsed()
-                  ? peer::load_identity(Env::posix(), cfg->state_dir)
-                  : peer::load_or_create_identity(Env::posix(), cfg->state_dir, cfg->node);
+    // `id` only reads: an identity created here would belong to whoever ran
+    // the command (often root), and the daemon could not read it.
+    auto id = peer::load_identity(Env::posix(), cfg->state_dir);
+    if (!id && id.status().code() == Status::Code::kNotFound) {
+      std::fprintf(stderr,
+                   "recsync: no identity in %s yet: start recsyncd once (it creates one) or run "
+                   "`recsync keygen` as the user recsyncd runs as\n",
+                   cfg->state_dir.c_str());
+      return kExitFailure;
+    }
     if (!id) {
       std::fprintf(stderr, "recsync: %s\n", id.status().message().c_str());
       return id.status().code() == Status::Code::kRefused ? kExitNoPerm : kExitFailure;
@@ -293,7 +326,9 @@ int run_cli(int argc, char** argv) {
   }
   if (backfill->parsed()) {
     std::fprintf(stderr,
-                 "recsync: backfill needs peer replication, which this build does not have yet\n");
+                 "recsync: backfill is not built yet: recordings archived from now on are "
+                 "replicated (and queued while the peer is away), but an archive rebuilt empty is "
+                 "not refilled from the peer; see recsync(1) CAVEATS\n");
     return kExitFailure;
   }
   return kExitUsage;

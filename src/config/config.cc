@@ -211,8 +211,10 @@ std::string address_problem(const std::string& s, bool allow_port0) {
     if (!ok) return "'" + host + "' is not a valid host name";
     bool numeric = std::all_of(host.begin(), host.end(),
                                [](char c) { return (c >= '0' && c <= '9') || c == '.'; });
+    if (!numeric)
+      return "'" + host + "' is a host name; use a numeric address (names are not resolved)";
     in_addr a4;
-    if (numeric && inet_pton(AF_INET, host.c_str(), &a4) != 1) {
+    if (inet_pton(AF_INET, host.c_str(), &a4) != 1) {
       return "'" + host + "' is not an IPv4 address";
     }
   }

@@ -16,9 +16,12 @@
 
 #include "archive/archiver.h"
 #include "control/control_server.h"
+#include "peer/identity.h"
 #include "recsync/log.h"
 #include "recsync/names.h"
+#include "recsync/units.h"
 #include "recsync/version.h"
+#include "replication/service.h"
 #include "retention/plan.h"
 #include "retention/pruner.h"
 #include "state/store.h"
@@ -118,7 +121,8 @@ class Daemon::Impl {
   // status and control
   void on_slow_timer();
   json status_json();
-  json alarms_json();
+  json alarms_json(const replication::ServiceStatus* rs);
+  Status start_replication();
   void handle_control(const json& req, const PeerCred& who, ControlServer::Reply reply);
 
   Config cfg_;
@@ -140,6 +144,8 @@ class Daemon::Impl {
   std::unique_ptr<Aggregator> agg_;
   std::unique_ptr<InotifyWatcher> watcher_;
   std::unique_ptr<ControlServer> control_;
+  // Peer replication; null on a single node (no [[peer]]).
+  std::unique_ptr<replication::Service> repl_;
 
   // Spool work set, loop thread only.
   std::unordered_map<std::string, SpoolEntry> spool_;
@@ -214,6 +220,24 @@ Status Daemon::Impl::open_state() {
   return Status::ok();
 }
 
+// The node identity is created on the first start (recsync id reads it),
+// also on a single node, so a peer can be added later without a keygen step.
+Status Daemon::Impl::start_replication() {
+  auto id = peer::load_or_create_identity(env_, cfg_.state_dir, cfg_.node);
+  if (!id) return id.status().with_context("node identity");
+  if (cfg_.peers.empty()) return Status::ok();
+  replication::ServiceOptions o;
+  o.node = cfg_.node;
+  o.listen = cfg_.replication.listen;
+  o.bandwidth_bps = cfg_.replication.bandwidth_bps;
+  o.archive_root = cfg_.archive.path;
+  o.peers = cfg_.peers;
+  auto s = replication::Service::create(env_, store_.get(), *id, std::move(o));
+  if (!s) return s.status();
+  repl_ = std::move(s).value();
+  return Status::ok();
+}
+
 Status Daemon::Impl::start_watching() {
   filter_ = std::make_unique<FileFilter>(cfg_.spool.include, cfg_.spool.exclude);
   agg_ = std::make_unique<Aggregator>(cfg_.spool.settle);
@@ -257,8 +281,10 @@ Status Daemon::Impl::run() {
   auto check = parse_open_check(cfg_.spool.open_check);
   if (!layout) return layout.status();
   if (!check) return check.status();
-  archiver_ = std::make_unique<Archiver>(
-      env_, store_.get(), ArchiverOptions{cfg_.spool.path, cfg_.archive.path, *layout, *check});
+  RECSYNC_RETURN_IF_ERROR(start_replication());
+  ArchiverOptions aopt{cfg_.spool.path, cfg_.archive.path, *layout, *check};
+  if (repl_) aopt.replicate_to = repl_->peer_names();
+  archiver_ = std::make_unique<Archiver>(env_, store_.get(), std::move(aopt));
 
   uv_loop_init(&loop_);
   loop_.data = this;
@@ -303,6 +329,7 @@ Status Daemon::Impl::run() {
   uv_timer_start(
       &slow_, [](uv_timer_t* t) { static_cast<Impl*>(t->loop->data)->on_slow_timer(); }, 0, 1000);
   start_threads();
+  if (repl_) repl_->start();
   if (sd_watchdog_enabled(0, &watchdog_usec_) <= 0) watchdog_usec_ = 0;
   lg_->info("recsyncd {} ready: node {}, spool {} ({} files waiting, {} watches), archive {}",
             kVersion, cfg_.node, cfg_.spool.path, spool_.size(), watcher_->watch_count(),
@@ -353,6 +380,9 @@ void Daemon::Impl::begin_stop() {
   };
   if (watcher_) watcher_->close();
   if (control_) control_->close();
+  // Receivers keep what they got as resume bases; senders stop mid-transfer
+  // (the queue entry stays until acked).
+  if (repl_) repl_->stop();
   close(&sigterm_);
   close(&sigint_);
   close(&sighup_);
@@ -384,6 +414,17 @@ void Daemon::Impl::reload() {
   cfg_.spool.usage_warn_pct = n.spool.usage_warn_pct;
   cfg_.spool.usage_crit_pct = n.spool.usage_crit_pct;
   cfg_.archive.retry_max = n.archive.retry_max;
+  if (n.replication.listen != cfg_.replication.listen || n.peers.size() != cfg_.peers.size() ||
+      !std::equal(n.peers.begin(), n.peers.end(), cfg_.peers.begin(), [](auto& a, auto& b) {
+        return a.name == b.name && a.address == b.address && a.fingerprint == b.fingerprint;
+      }))
+    lg_->warn("SIGHUP: replication.listen and [[peer]] sections change only on restart");
+  if (repl_ && n.replication.bandwidth_bps != cfg_.replication.bandwidth_bps) {
+    repl_->set_bandwidth(n.replication.bandwidth_bps);
+    lg_->info("SIGHUP: replication bandwidth cap now {}",
+              n.replication.bandwidth_bps ? format_bytes(n.replication.bandwidth_bps) + "/s"
+                                          : std::string("none"));
+  }
   cfg_.replication.bandwidth_bps = n.replication.bandwidth_bps;
   log::set_levels(cfg_.log.level, cfg_.log.components);
   filter_ = std::make_unique<FileFilter>(cfg_.spool.include, cfg_.spool.exclude);
@@ -514,6 +555,7 @@ void Daemon::Impl::handle_result(WorkResult& r) {
   switch (o.kind) {
     case K::kArchived:
     case K::kAlreadyArchived:
+      if (repl_) repl_->notify_queued();
       archived_files_++;
       archived_bytes_ += o.row.size;
       last_archived_ms_ = wall_ms(env_->now());
@@ -698,7 +740,7 @@ void Daemon::Impl::on_slow_timer() {
   }
   if (auto u = env_->fs_usage(cfg_.archive.path)) archive_usage_ = *u;
   std::string line = fmt::format("STATUS=spool {} files, {} archived, {} alarms", spool_.size(),
-                                 archived_files_, alarms_json().size());
+                                 archived_files_, alarms_json(nullptr).size());
   if (watchdog_usec_ && steady_ms() - last_watchdog_ms_ >= int64_t(watchdog_usec_ / 2000)) {
     line += "\nWATCHDOG=1";
     last_watchdog_ms_ = steady_ms();
@@ -706,18 +748,43 @@ void Daemon::Impl::on_slow_timer() {
   sd_notify(0, line.c_str());
 }
 
-json Daemon::Impl::alarms_json() {
+json Daemon::Impl::alarms_json(const replication::ServiceStatus* given) {
   json a = json::array();
   if (!archive_alarm_.empty()) a.push_back({{"severity", "critical"}, {"text", archive_alarm_}});
   if (!spool_alarm_.empty())
     a.push_back({{"severity", spool_alarm_severity_}, {"text", spool_alarm_}});
   if (!watch_alarm_.empty()) a.push_back({{"severity", "critical"}, {"text", watch_alarm_}});
   if (!state_alarm_.empty()) a.push_back({{"severity", "warning"}, {"text", state_alarm_}});
-  for (auto& p : cfg_.peers)
-    a.push_back(
-        {{"severity", "warning"},
-         {"text", "replication to peer " + p.name +
-                      " is not available in this build: recordings are archived locally only"}});
+  std::optional<replication::ServiceStatus> own;
+  if (repl_ && !given) given = &own.emplace(repl_->status());
+  if (given) {
+    const int64_t now = wall_ms(env_->now());
+    for (auto& p : given->peers) {
+      using replication::PeerState;
+      if (p.state == PeerState::kRefused) {
+        a.push_back(
+            {{"severity", "critical"}, {"text", "peer " + p.name + " refused: " + p.last_error}});
+        continue;
+      }
+      const int64_t oldest_s =
+          p.queue.oldest_enqueued_ms ? (now - p.queue.oldest_enqueued_ms) / 1000 : 0;
+      if (p.state != PeerState::kConnected && p.queue.files() > 0 && oldest_s >= 60)
+        a.push_back(
+            {{"severity", oldest_s >= 3600 ? "critical" : "warning"},
+             {"text", fmt::format("peer {} unreachable: {} recordings ({}) waiting, oldest {} s "
+                                  "({})",
+                                  p.name, p.queue.files(), format_bytes(p.queue.bytes()), oldest_s,
+                                  p.last_error)}});
+      else if (p.queue.retry_files > 0)
+        a.push_back({{"severity", "warning"},
+                     {"text", fmt::format("peer {}: {} recordings failed and wait for a retry "
+                                          "(last: {})",
+                                          p.name, p.queue.retry_files, p.last_error)}});
+    }
+    if (!given->last_refused.empty() && now - given->last_refused_ms < 600'000)
+      a.push_back({{"severity", "warning"},
+                   {"text", "refused an incoming peer connection: " + given->last_refused}});
+  }
   std::lock_guard<std::mutex> l(rmu_);
   if (!last_prune_.refused.empty() && last_prune_.refused != "retention disabled")
     a.push_back({{"severity", "warning"}, {"text", "retention refused: " + last_prune_.refused}});
@@ -763,18 +830,63 @@ json Daemon::Impl::status_json() {
                   {"last_archived", iso_time(last_archived_ms_)},
                   {"reconciled", reconciled_.load()},
                   {"layout", cfg_.archive.layout}};
-  j["replication"] = {{"bandwidth_bps", cfg_.replication.bandwidth_bps},
-                      {"rate_bps", 0},
-                      {"queue", {{"files", 0}, {"bytes", 0}, {"oldest_s", 0}}},
-                      {"enabled", false}};
+  std::optional<replication::ServiceStatus> rs;
+  if (repl_) rs = repl_->status();
   json peers = json::array();
-  for (auto& p : cfg_.peers)
-    peers.push_back({{"name", p.name},
-                     {"address", p.address},
-                     {"state", "connecting"},
-                     {"last_ack_s", nullptr},
-                     {"sent_bytes", 0},
-                     {"received_bytes", 0}});
+  QueueStats total;
+  if (rs) {
+    for (auto& p : rs->peers) {
+      const auto& q = p.queue;
+      total.live_files += q.live_files;
+      total.live_bytes += q.live_bytes;
+      total.retry_files += q.retry_files;
+      total.retry_bytes += q.retry_bytes;
+      if (q.oldest_enqueued_ms &&
+          (!total.oldest_enqueued_ms || q.oldest_enqueued_ms < total.oldest_enqueued_ms))
+        total.oldest_enqueued_ms = q.oldest_enqueued_ms;
+      json inflight = nullptr;
+      if (p.in_flight)
+        inflight = {{"path", p.in_flight->rel},
+                    {"size", p.in_flight->size},
+                    {"read_bytes", p.in_flight->read_bytes},
+                    {"sent_bytes", p.in_flight->sent_bytes},
+                    {"elapsed_s", (now - p.in_flight->started_ms) / 1000.0}};
+      peers.push_back(
+          {{"name", p.name},
+           {"address", p.address},
+           {"fingerprint", p.fingerprint},
+           {"state", replication::peer_state_name(p.state)},
+           {"connected_s",
+            p.connected_since_ms ? json((now - p.connected_since_ms) / 1000) : json(nullptr)},
+           {"last_ack_s", p.last_ack_ms ? json((now - p.last_ack_ms) / 1000.0) : json(nullptr)},
+           {"rtt_ms", p.rtt_ms >= 0 ? json(p.rtt_ms) : json(nullptr)},
+           {"sent_bytes", p.sent_bytes},
+           {"received_bytes", p.received_bytes},
+           {"acked_files", p.acked_files},
+           {"received_files", p.received_files},
+           {"failed_transfers", p.failed_transfers},
+           {"queue",
+            {{"files", q.files()},
+             {"bytes", q.bytes()},
+             {"oldest_s", q.oldest_enqueued_ms ? (now - q.oldest_enqueued_ms) / 1000 : 0},
+             {"live", {{"files", q.live_files}, {"bytes", q.live_bytes}}},
+             {"retry", {{"files", q.retry_files}, {"bytes", q.retry_bytes}}}}},
+           {"in_flight", inflight},
+           {"last_error", p.last_error}});
+    }
+  }
+  j["replication"] = {
+      {"enabled", rs.has_value()},
+      {"listen", rs ? json(rs->listen) : json(nullptr)},
+      {"listen_port", rs ? json(rs->listen_port) : json(nullptr)},
+      {"bandwidth_bps", cfg_.replication.bandwidth_bps},
+      {"rate_bps", rs ? rs->rate_bps : 0},
+      {"queue",
+       {{"files", total.files()},
+        {"bytes", total.bytes()},
+        {"oldest_s", total.oldest_enqueued_ms ? (now - total.oldest_enqueued_ms) / 1000 : 0},
+        {"live", {{"files", total.live_files}, {"bytes", total.live_bytes}}},
+        {"retry", {{"files", total.retry_files}, {"bytes", total.retry_bytes}}}}}};
   j["peers"] = peers;
   size_t holds = 0;
   if (auto h = store_->holds()) holds = h->size();
@@ -789,7 +901,7 @@ json Daemon::Impl::status_json() {
         {"last_pruned", last_prune_.removed},     {"pruned_total", pruned_total},
         {"refused", last_prune_.refused},         {"holds", holds}};
   }
-  j["alarms"] = alarms_json();
+  j["alarms"] = alarms_json(rs ? &*rs : nullptr);
   return j;
 }
 

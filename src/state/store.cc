@@ -54,6 +54,26 @@ CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 PRAGMA user_version = 1;
 )sql";
 
+// Version 2: the durable replication queue, one row per (peer, recording)
+// not yet acked by that peer. prio 0 = live, 1 = retry (after a failure).
+// The (peer, prio, enqueued_ms) index serves queue_next's two walks.
+constexpr const char* kSchemaV2 = R"sql(
+CREATE TABLE repl_queue(
+  peer TEXT NOT NULL,
+  rel TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  hash TEXT NOT NULL,
+  mtime_ns INTEGER NOT NULL,
+  enqueued_ms INTEGER NOT NULL,
+  prio INTEGER NOT NULL DEFAULT 0,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_try_ms INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY(peer, rel)) WITHOUT ROWID;
+CREATE INDEX repl_queue_order ON repl_queue(peer, prio, enqueued_ms);
+PRAGMA user_version = 2;
+)sql";
+
 void bind_text(sqlite3_stmt* s, int i, const std::string& v) {
   // SQLITE_STATIC: the string outlives the step; Use clears bindings after.
   sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
@@ -233,10 +253,12 @@ Status StateStore::init_schema(bool verify) {
     if (rc != SQLITE_ROW) return error(rc, "quick_check");
     std::string res = column_text(u.get(), 0);
     if (res != "ok") return Status::corrupt("state db " + path_ + ": quick_check: " + res);
-  } else if (version == 0) {
+  }
+  if (version < kSchemaVersion) {
     Txn t(this);
     RECSYNC_RETURN_IF_ERROR(t.begin());
-    RECSYNC_RETURN_IF_ERROR(exec(kSchemaV1));
+    if (version < 1) RECSYNC_RETURN_IF_ERROR(exec(kSchemaV1));
+    if (version < 2) RECSYNC_RETURN_IF_ERROR(exec(kSchemaV2));
     RECSYNC_RETURN_IF_ERROR(t.commit());
   }
   auto gen = get_meta("scan_gen");
@@ -292,6 +314,141 @@ Status StateStore::upsert_locked(const RecordingRow& r) {
 Status StateStore::upsert_recording(const RecordingRow& r) {
   std::lock_guard<std::mutex> l(mu_);
   return upsert_locked(r);
+}
+
+Status StateStore::upsert_recording(const RecordingRow& r, const std::vector<std::string>& peers,
+                                    int64_t mtime_ns) {
+  if (peers.empty()) return upsert_recording(r);
+  std::lock_guard<std::mutex> l(mu_);
+  Txn t(this);
+  RECSYNC_RETURN_IF_ERROR(t.begin());
+  RECSYNC_RETURN_IF_ERROR(upsert_locked(r));
+  // A row already queued for this path keeps its place unless the content
+  // differs (then it is a new transfer).
+  auto s = stmt(
+      "INSERT INTO repl_queue(peer, rel, size, hash, mtime_ns, enqueued_ms) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(peer, rel) DO UPDATE SET "
+      "size = excluded.size, hash = excluded.hash, mtime_ns = excluded.mtime_ns, "
+      "enqueued_ms = excluded.enqueued_ms, prio = 0, attempts = 0, next_try_ms = 0, "
+      "last_error = '' WHERE repl_queue.hash <> excluded.hash");
+  if (!s) return s.status();
+  for (const std::string& peer : peers) {
+    Use u(*s);
+    bind_text(u.get(), 1, peer);
+    bind_text(u.get(), 2, r.rel);
+    sqlite3_bind_int64(u.get(), 3, static_cast<int64_t>(r.size));
+    bind_text(u.get(), 4, r.hash);
+    sqlite3_bind_int64(u.get(), 5, mtime_ns);
+    sqlite3_bind_int64(u.get(), 6, r.archived_at_ms);
+    int rc = sqlite3_step(u.get());
+    if (rc != SQLITE_DONE) return error(rc, "enqueue " + r.rel + " for " + peer);
+  }
+  return t.commit();
+}
+
+namespace {
+QueueItem read_queue_item(sqlite3_stmt* s) {
+  QueueItem q;
+  q.peer = column_text(s, 0);
+  q.rel = column_text(s, 1);
+  q.size = static_cast<uint64_t>(sqlite3_column_int64(s, 2));
+  q.hash = column_text(s, 3);
+  q.mtime_ns = sqlite3_column_int64(s, 4);
+  q.enqueued_ms = sqlite3_column_int64(s, 5);
+  q.prio = static_cast<int>(sqlite3_column_int64(s, 6));
+  q.attempts = static_cast<int>(sqlite3_column_int64(s, 7));
+  q.next_try_ms = sqlite3_column_int64(s, 8);
+  q.last_error = column_text(s, 9);
+  return q;
+}
+}  // namespace
+
+Result<std::optional<QueueItem>> StateStore::queue_next(const std::string& peer, int64_t now_ms,
+                                                        int64_t live_window_ms) {
+  std::lock_guard<std::mutex> l(mu_);
+  // Fresh live entries first (oldest of them first), so a backlog left by a
+  // peer outage does not delay calls that just ended; then everything due in
+  // (prio, age) order.
+  auto fresh = stmt(
+      "SELECT peer, rel, size, hash, mtime_ns, enqueued_ms, prio, attempts, next_try_ms, "
+      "last_error FROM repl_queue WHERE peer = ?1 AND prio = 0 AND enqueued_ms >= ?2 "
+      "ORDER BY enqueued_ms LIMIT 1");
+  if (!fresh) return fresh.status();
+  {
+    Use u(*fresh);
+    bind_text(u.get(), 1, peer);
+    sqlite3_bind_int64(u.get(), 2, now_ms - live_window_ms);
+    int rc = sqlite3_step(u.get());
+    if (rc == SQLITE_ROW) return std::optional<QueueItem>(read_queue_item(u.get()));
+    if (rc != SQLITE_DONE) return error(rc, "queue_next");
+  }
+  auto any = stmt(
+      "SELECT peer, rel, size, hash, mtime_ns, enqueued_ms, prio, attempts, next_try_ms, "
+      "last_error FROM repl_queue WHERE peer = ?1 AND next_try_ms <= ?2 "
+      "ORDER BY prio, enqueued_ms LIMIT 1");
+  if (!any) return any.status();
+  Use u(*any);
+  bind_text(u.get(), 1, peer);
+  sqlite3_bind_int64(u.get(), 2, now_ms);
+  int rc = sqlite3_step(u.get());
+  if (rc == SQLITE_ROW) return std::optional<QueueItem>(read_queue_item(u.get()));
+  if (rc != SQLITE_DONE) return error(rc, "queue_next");
+  return std::optional<QueueItem>();
+}
+
+Status StateStore::queue_done(const std::string& peer, const std::string& rel,
+                              const std::string& hash) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto s = stmt("DELETE FROM repl_queue WHERE peer = ?1 AND rel = ?2 AND hash = ?3");
+  if (!s) return s.status();
+  Use u(*s);
+  bind_text(u.get(), 1, peer);
+  bind_text(u.get(), 2, rel);
+  bind_text(u.get(), 3, hash);
+  int rc = sqlite3_step(u.get());
+  if (rc != SQLITE_DONE) return error(rc, "dequeue " + rel);
+  return Status::ok();
+}
+
+Status StateStore::queue_defer(const std::string& peer, const std::string& rel, int64_t next_try_ms,
+                               const std::string& error_text) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto s = stmt(
+      "UPDATE repl_queue SET prio = 1, attempts = attempts + 1, next_try_ms = ?3, "
+      "last_error = ?4 WHERE peer = ?1 AND rel = ?2");
+  if (!s) return s.status();
+  Use u(*s);
+  bind_text(u.get(), 1, peer);
+  bind_text(u.get(), 2, rel);
+  sqlite3_bind_int64(u.get(), 3, next_try_ms);
+  bind_text(u.get(), 4, error_text);
+  int rc = sqlite3_step(u.get());
+  if (rc != SQLITE_DONE) return error(rc, "defer " + rel);
+  return Status::ok();
+}
+
+Result<QueueStats> StateStore::queue_stats(const std::string& peer) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto s = stmt(
+      "SELECT prio, count(*), coalesce(sum(size), 0), coalesce(min(enqueued_ms), 0) "
+      "FROM repl_queue WHERE peer = ?1 GROUP BY prio");
+  if (!s) return s.status();
+  Use u(*s);
+  bind_text(u.get(), 1, peer);
+  QueueStats q;
+  int rc;
+  while ((rc = sqlite3_step(u.get())) == SQLITE_ROW) {
+    const int prio = static_cast<int>(sqlite3_column_int64(u.get(), 0));
+    const uint64_t n = static_cast<uint64_t>(sqlite3_column_int64(u.get(), 1));
+    const uint64_t b = static_cast<uint64_t>(sqlite3_column_int64(u.get(), 2));
+    const int64_t oldest = sqlite3_column_int64(u.get(), 3);
+    (prio == 0 ? q.live_files : q.retry_files) += n;
+    (prio == 0 ? q.live_bytes : q.retry_bytes) += b;
+    if (oldest && (q.oldest_enqueued_ms == 0 || oldest < q.oldest_enqueued_ms))
+      q.oldest_enqueued_ms = oldest;
+  }
+  if (rc != SQLITE_DONE) return error(rc, "queue_stats");
+  return q;
 }
 
 Status StateStore::remove_recording(const std::string& rel) {
@@ -469,6 +626,34 @@ Result<uint64_t> StateStore::audit_count() {
   int rc = sqlite3_step(u.get());
   if (rc != SQLITE_ROW) return error(rc, "audit count");
   return static_cast<uint64_t>(sqlite3_column_int64(u.get(), 0));
+}
+
+Result<int64_t> StateStore::cache_kib() {
+  std::lock_guard<std::mutex> l(mu_);
+  auto s = stmt("PRAGMA cache_size");
+  if (!s) return s.status();
+  Use u(*s);
+  int rc = sqlite3_step(u.get());
+  if (rc != SQLITE_ROW) return error(rc, "cache_size");
+  int64_t v = sqlite3_column_int64(u.get(), 0);
+  if (v < 0) return -v;  // negative = KiB, positive = pages
+  auto p = stmt("PRAGMA page_size");
+  if (!p) return p.status();
+  Use up(*p);
+  rc = sqlite3_step(up.get());
+  if (rc != SQLITE_ROW) return error(rc, "page_size");
+  return v * sqlite3_column_int64(up.get(), 0) / 1024;
+}
+
+Status StateStore::set_cache_kib(int64_t kib) {
+  std::lock_guard<std::mutex> l(mu_);
+  std::string sql = "PRAGMA cache_size = -" + std::to_string(std::max<int64_t>(kib, 1));
+  char* err = nullptr;
+  int rc = sqlite3_exec(db_.get(), sql.c_str(), nullptr, nullptr, &err);
+  sqlite3_free(err);
+  if (rc != SQLITE_OK) return error(rc, "cache_size");
+  sqlite3_db_release_memory(db_.get());
+  return Status::ok();
 }
 
 Result<std::optional<std::string>> StateStore::get_meta(const std::string& key) {

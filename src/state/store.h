@@ -63,6 +63,27 @@ struct AuditRow {
   std::string policy;
 };
 
+// One recording waiting to be acked by one peer (the replication queue).
+struct QueueItem {
+  std::string peer;
+  std::string rel;
+  uint64_t size = 0;
+  std::string hash;
+  int64_t mtime_ns = 0;
+  int64_t enqueued_ms = 0;
+  int prio = 0;  // 0 live, 1 retry (a transfer of it failed before)
+  int attempts = 0;
+  int64_t next_try_ms = 0;  // not offered before this (wall ms)
+  std::string last_error;
+};
+
+struct QueueStats {
+  uint64_t live_files = 0, live_bytes = 0, retry_files = 0, retry_bytes = 0;
+  int64_t oldest_enqueued_ms = 0;  // 0 when empty
+  uint64_t files() const { return live_files + retry_files; }
+  uint64_t bytes() const { return live_bytes + retry_bytes; }
+};
+
 struct StoreStats {
   uint64_t files = 0, bytes = 0;
   // 0 when the store holds no recordings.
@@ -71,7 +92,7 @@ struct StoreStats {
 
 class StateStore {
  public:
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
   // The cursor that starts an older_than() walk.
   static constexpr int64_t kFirstTime = std::numeric_limits<int64_t>::min();
 
@@ -98,6 +119,26 @@ class StateStore {
   // Inserts or replaces the row with r.rel (r.id is ignored; an existing row
   // keeps its id). The row counts as seen by the scan in progress, if any.
   Status upsert_recording(const RecordingRow& r);
+  // The same, and in the same transaction queues the recording for every
+  // peer in `peers` (replication queue; mtime_ns is sent with it). An entry
+  // already queued for (peer, rel) with the same hash keeps its place.
+  Status upsert_recording(const RecordingRow& r, const std::vector<std::string>& peers,
+                          int64_t mtime_ns);
+
+  // ---- replication queue (rows live until the peer acks) ----
+  // The next entry to offer `peer` at wall time now_ms: first the oldest live
+  // (prio 0) entry enqueued within live_window_ms, else the first due entry
+  // by (prio, enqueued_ms). nullopt when nothing is due.
+  Result<std::optional<QueueItem>> queue_next(const std::string& peer, int64_t now_ms,
+                                              int64_t live_window_ms);
+  // The peer acked (peer, rel) with this hash: the entry goes. An entry
+  // re-queued meanwhile with other content stays.
+  Status queue_done(const std::string& peer, const std::string& rel, const std::string& hash);
+  // A transfer failed: the entry becomes a retry (prio 1), due at next_try_ms.
+  Status queue_defer(const std::string& peer, const std::string& rel, int64_t next_try_ms,
+                     const std::string& error_text);
+  Result<QueueStats> queue_stats(const std::string& peer);
+
   // Removes the row for rel; absent is fine.
   Status remove_recording(const std::string& rel);
   // Removes many rows in one transaction (the pruner's batches).
@@ -125,6 +166,13 @@ class StateStore {
   // Appends all rows in one transaction.
   Status append_audit(const std::vector<AuditRow>& rows);
   Result<uint64_t> audit_count();
+
+  // This connection's SQLite page cache in KiB (PRAGMA cache_size, default
+  // 2,000 KiB). A bulk pass (the pruner) raises it for the pass so the pages
+  // of a big transaction stay in memory instead of spilling to the WAL
+  // several times, and restores it after; lowering it releases the memory.
+  Result<int64_t> cache_kib();
+  Status set_cache_kib(int64_t kib);
 
   Result<std::optional<std::string>> get_meta(const std::string& key);
   Status set_meta(const std::string& key, const std::string& value);

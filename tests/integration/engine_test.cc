@@ -345,7 +345,11 @@ TEST(Cli, ExitCodesIdAndKeygen) {
   EXPECT_NE(chk.out.find("UNKNOWN"), std::string::npos);
   EXPECT_EQ(run({bin("recsync"), "-c", d.sub("missing.conf"), "status"}).exit_code, 78);
 
-  RunResult id1 = run({bin("recsync"), "-c", conf, "id"});  // first use creates the identity
+  RunResult none = run({bin("recsync"), "-c", conf, "id"});  // reads only: none yet
+  EXPECT_EQ(none.exit_code, 1);
+  EXPECT_NE(none.err.find("no identity"), std::string::npos) << none.err;
+  ASSERT_EQ(run({bin("recsync"), "-c", conf, "keygen"}).exit_code, 0);
+  RunResult id1 = run({bin("recsync"), "-c", conf, "id"});
   ASSERT_EQ(id1.exit_code, 0) << id1.err;
   EXPECT_EQ(id1.out.rfind("sha256:", 0), 0u);
   EXPECT_EQ(id1.out.size(), 7u + 64u + 1u);

@@ -218,14 +218,14 @@ TEST(Config, ValueVariants) {
       {kBase + "[retention]\nkeep = 0\n", "retention.keep=0"},
       {kBase + "[retention]\nkeep = \"0\"\n", "retention.keep=0"},
       {kBase + "[replication]\nlisten = \"127.0.0.1:0\"\n", "replication.listen=127.0.0.1:0"},
-      {kBase + "[replication]\nlisten = \"localhost:7373\"\n", "replication.listen=localhost:7373"},
       {kBase + "[metrics]\nlisten = \"[::1]:9465\"\n", "metrics.listen=[::1]:9465"},
       {"[spool]\npath = \"/a/b/../c/\"\n[archive]\npath = \"/a/b\"\n", "spool.path=/a/c"},
       {"[spool]\npath = \"/spool\"\n[archive]\npath = \"/spool2\"\n", "archive.path=/spool2"},
       {"spool.path = \"/s\"\narchive.path = \"/a\"\n", "spool.path=/s"},  // dotted keys
       {kBase + "[log.components]\narchive = \"warn\"\n", "log.components.archive=warn"},
-      {"peer = [{ name = \"b\", address = \"h:1\", fingerprint = \"" + kFp + "\" }]\n" + kBase,
-       "peer=b,h:1," + kFp},
+      {"peer = [{ name = \"b\", address = \"10.0.0.2:1\", fingerprint = \"" + kFp + "\" }]\n" +
+           kBase,
+       "peer=b,10.0.0.2:1," + kFp},
   };
   for (const Case& c : cases) {
     auto r = parse(c.text);
@@ -256,7 +256,7 @@ TEST(Config, Errors) {
        "test.conf:5: unknown section [spoool] (did you mean [spool]?)"},
       {kBase + "[frobnicate]\n", "test.conf:5: unknown section [frobnicate]"},
       {kBase + "[spool.extra]\nx = 1\n", "test.conf:5: unknown key 'extra' in [spool]"},
-      {kBase + "[[peer]]\nname = \"b\"\nadress = \"h:1\"\n",
+      {kBase + "[[peer]]\nname = \"b\"\nadress = \"10.0.0.2:1\"\n",
        "test.conf:7: unknown key 'adress' in [[peer]] (did you mean 'address'?)"},
       {kBase + "[log]\ncomponents = { wach = \"debug\" }\n",
        "test.conf:6: log.components: unknown component 'wach' (known: daemon, watch, archive, "
@@ -388,18 +388,24 @@ TEST(Config, Errors) {
        "test.conf:6: replication.listen: invalid address '999.1.1.1:1': '999.1.1.1' is not an "
        "IPv4 address" +
            addr_tail},
+      {kBase + "[replication]\nlisten = \"localhost:7373\"\n",
+       "test.conf:6: replication.listen: invalid address 'localhost:7373': 'localhost' is a host "
+       "name; use a numeric address (names are not resolved)" +
+           addr_tail},
       {kBase + "[replication]\nlisten = \"ho st:1\"\n",
        "test.conf:6: replication.listen: invalid address 'ho st:1': 'ho st' is not a valid host "
        "name" +
            addr_tail},
-      {kBase + "[replication]\nlisten = \"host:http\"\n",
-       "test.conf:6: replication.listen: invalid address 'host:http': 'http' is not a port number" +
+      {kBase + "[replication]\nlisten = \"1.2.3.4:http\"\n",
+       "test.conf:6: replication.listen: invalid address '1.2.3.4:http': 'http' is not a port "
+       "number" +
            addr_tail},
-      {kBase + "[replication]\nlisten = \"host:\"\n",
-       "test.conf:6: replication.listen: invalid address 'host:': '' is not a port number" +
+      {kBase + "[replication]\nlisten = \"1.2.3.4:\"\n",
+       "test.conf:6: replication.listen: invalid address '1.2.3.4:': '' is not a port number" +
            addr_tail},
-      {kBase + "[replication]\nlisten = \"host:65536\"\n",
-       "test.conf:6: replication.listen: invalid address 'host:65536': port 65536 is out of range" +
+      {kBase + "[replication]\nlisten = \"1.2.3.4:65536\"\n",
+       "test.conf:6: replication.listen: invalid address '1.2.3.4:65536': port 65536 is out of "
+       "range" +
            addr_tail},
       {kBase + "[metrics]\nlisten = \"nope\"\n",
        "test.conf:6: metrics.listen: invalid address 'nope': missing ':port'" + addr_tail},
@@ -409,15 +415,15 @@ TEST(Config, Errors) {
       {kBase + peer_block("fs2", "\"\""),
        "test.conf:7: peer.address: invalid address '': missing ':port'" + addr_tail},
       // Peers.
-      {kBase + peer_block("fs2", "\"h:1\"", "\"sha256:abc\""),
+      {kBase + peer_block("fs2", "\"10.0.0.2:1\"", "\"sha256:abc\""),
        "test.conf:8: peer.fingerprint: " + fp_err + " (got 'sha256:abc')"},
-      {kBase + peer_block("fs2", "\"h:1\"", "\"sha256:" + std::string(64, 'A') + "\""),
+      {kBase + peer_block("fs2", "\"10.0.0.2:1\"", "\"sha256:" + std::string(64, 'A') + "\""),
        "test.conf:8: peer.fingerprint: " + fp_err + " (got 'sha256:" + std::string(64, 'A') + "')"},
-      {kBase + peer_block("fs2", "\"h:1\"", "\"md5:" + std::string(64, 'a') + "\""),
+      {kBase + peer_block("fs2", "\"10.0.0.2:1\"", "\"md5:" + std::string(64, 'a') + "\""),
        "test.conf:8: peer.fingerprint: " + fp_err + " (got 'md5:" + std::string(64, 'a') + "')"},
-      {kBase + peer_block("fs2", "\"h:1\"", "\"" + std::string(64, 'a') + "\""),
+      {kBase + peer_block("fs2", "\"10.0.0.2:1\"", "\"" + std::string(64, 'a') + "\""),
        "test.conf:8: peer.fingerprint: " + fp_err + " (got '" + std::string(64, 'a') + "')"},
-      {kBase + peer_block("fs2", "\"h:1\"", "\"" + kFp + "a\""),
+      {kBase + peer_block("fs2", "\"10.0.0.2:1\"", "\"" + kFp + "a\""),
        "test.conf:8: peer.fingerprint: " + fp_err + " (got '" + kFp + "a')"},
       {kBase + peer_block("-fs2"),
        "test.conf:6: peer.name: '-fs2' is not a valid node name (1-64 letters, digits, '.', '_', "
@@ -428,10 +434,10 @@ TEST(Config, Errors) {
       {"node = \"\"\n" + kBase,
        "test.conf:1: node: '' is not a valid node name (1-64 letters, digits, '.', '_', '-'; "
        "starting with a letter or digit)"},
-      {kBase + "[[peer]]\nname = \"fs2\"\naddress = \"h:1\"\n",
+      {kBase + "[[peer]]\nname = \"fs2\"\naddress = \"10.0.0.2:1\"\n",
        "test.conf:5: missing required key 'fingerprint' in [[peer]]"},
       {kBase + "[[peer]]\n", "test.conf:5: missing required key 'name' in [[peer]]"},
-      {"node = \"fs1\"\n" + kBase + peer_block("fs2") + "\n" + peer_block("fs2", "\"h:2\""),
+      {"node = \"fs1\"\n" + kBase + peer_block("fs2") + "\n" + peer_block("fs2", "\"10.0.0.3:2\""),
        "test.conf:12: peer.name: duplicate peer 'fs2' (first defined at line 7)"},
       {"node = \"fs1\"\n" + kBase + peer_block("fs1"),
        "test.conf:7: peer.name: 'fs1' is this node's own name (node = \"fs1\")"},

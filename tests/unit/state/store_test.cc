@@ -437,5 +437,101 @@ TEST_F(StoreTest, RemoveRecordingsInOneBatch) {
   ASSERT_TRUE(store_->remove_recordings({}));
 }
 
+// ------------------------------------------------------- replication queue
+
+TEST_F(StoreTest, QueueIsWrittenWithTheRecordingAndDrainedByAcks) {
+  RecordingRow r = row("2024/05/01/a.wav", 100, 1000, "xxh128:aa");
+  r.archived_at_ms = 50'000;
+  ASSERT_TRUE(store_->upsert_recording(r, {"fs2", "fs3"}, 123));
+  ASSERT_TRUE(store_->get_recording(r.rel).value().has_value());
+  auto q = store_->queue_next("fs2", 50'000, 60'000);
+  ASSERT_TRUE(q && q->has_value());
+  EXPECT_EQ((*q)->rel, r.rel);
+  EXPECT_EQ((*q)->size, 100u);
+  EXPECT_EQ((*q)->hash, "xxh128:aa");
+  EXPECT_EQ((*q)->mtime_ns, 123);
+  EXPECT_EQ((*q)->prio, 0);
+  EXPECT_EQ(store_->queue_stats("fs2").value().live_files, 1u);
+  EXPECT_EQ(store_->queue_stats("fs3").value().bytes(), 100u);
+  // An ack for other content does not remove it; the right one does, per peer.
+  ASSERT_TRUE(store_->queue_done("fs2", r.rel, "xxh128:bb"));
+  EXPECT_EQ(store_->queue_stats("fs2").value().files(), 1u);
+  ASSERT_TRUE(store_->queue_done("fs2", r.rel, "xxh128:aa"));
+  EXPECT_EQ(store_->queue_stats("fs2").value().files(), 0u);
+  EXPECT_FALSE(store_->queue_next("fs2", 50'000, 60'000).value().has_value());
+  EXPECT_EQ(store_->queue_stats("fs3").value().files(), 1u);
+}
+
+TEST_F(StoreTest, QueueOffersFreshLiveEntriesBeforeBacklogAndRetries) {
+  auto add = [&](const std::string& rel, int64_t at) {
+    RecordingRow r = row(rel, 10, at, "xxh128:" + rel);
+    r.archived_at_ms = at;
+    ASSERT_TRUE(store_->upsert_recording(r, {"p"}, 0));
+  };
+  add("old1.wav", 1'000);  // backlog from an outage
+  add("old2.wav", 2'000);
+  add("fresh1.wav", 100'000);  // within the live window at now = 110'000
+  add("fresh2.wav", 101'000);
+  const int64_t now = 110'000, window = 60'000;
+  auto next = [&] { return store_->queue_next("p", now, window).value().value().rel; };
+  EXPECT_EQ(next(), "fresh1.wav");
+  ASSERT_TRUE(store_->queue_done("p", "fresh1.wav", "xxh128:fresh1.wav"));
+  // A failed transfer becomes a retry and is not due before next_try_ms.
+  ASSERT_TRUE(store_->queue_defer("p", "fresh2.wav", now + 5'000, "no space"));
+  EXPECT_EQ(next(), "old1.wav");
+  ASSERT_TRUE(store_->queue_done("p", "old1.wav", "xxh128:old1.wav"));
+  EXPECT_EQ(next(), "old2.wav");
+  ASSERT_TRUE(store_->queue_done("p", "old2.wav", "xxh128:old2.wav"));
+  EXPECT_FALSE(store_->queue_next("p", now, window).value().has_value());
+  auto st = store_->queue_stats("p").value();
+  EXPECT_EQ(st.retry_files, 1u);
+  EXPECT_EQ(st.live_files, 0u);
+  auto due = store_->queue_next("p", now + 5'000, window).value();
+  ASSERT_TRUE(due.has_value());
+  EXPECT_EQ(due->rel, "fresh2.wav");
+  EXPECT_EQ(due->attempts, 1);
+  EXPECT_EQ(due->last_error, "no space");
+}
+
+TEST_F(StoreTest, RequeueKeepsPlaceForSameContentAndResetsForNew) {
+  RecordingRow r = row("x.wav", 10, 1, "xxh128:1");
+  r.archived_at_ms = 1'000;
+  ASSERT_TRUE(store_->upsert_recording(r, {"p"}, 0));
+  ASSERT_TRUE(store_->queue_defer("p", "x.wav", 999'999, "boom"));
+  r.archived_at_ms = 2'000;  // same content again (a crash re-archived it)
+  ASSERT_TRUE(store_->upsert_recording(r, {"p"}, 0));
+  EXPECT_EQ(store_->queue_stats("p").value().retry_files, 1u);
+  r.hash = "xxh128:2";  // different content: a new transfer, live again
+  ASSERT_TRUE(store_->upsert_recording(r, {"p"}, 0));
+  auto q = store_->queue_next("p", 2'000, 60'000).value();
+  ASSERT_TRUE(q.has_value());
+  EXPECT_EQ(q->hash, "xxh128:2");
+  EXPECT_EQ(q->attempts, 0);
+}
+
+TEST(StoreOpenTest, VersionOneDatabaseGainsTheQueue) {
+  TempDir dir;
+  const std::string db = dir.path() + "/state.db";
+  {
+    auto st = StateStore::open(db);
+    ASSERT_TRUE(st);
+    ASSERT_TRUE((*st)->upsert_recording(row("a.wav", 1, 1)));
+  }
+  {  // make it look like a version 1 database
+    sqlite3* h = nullptr;
+    ASSERT_EQ(sqlite3_open(db.c_str(), &h), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(h, "DROP TABLE repl_queue; PRAGMA user_version = 1", nullptr, nullptr,
+                           nullptr),
+              SQLITE_OK);
+    sqlite3_close(h);
+  }
+  auto st = StateStore::open(db);
+  ASSERT_TRUE(st) << st.status().to_string();
+  EXPECT_TRUE((*st)->get_recording("a.wav").value().has_value());
+  RecordingRow r = row("b.wav", 1, 1, "xxh128:b");
+  ASSERT_TRUE((*st)->upsert_recording(r, {"p"}, 0));
+  EXPECT_EQ((*st)->queue_stats("p").value().files(), 1u);
+}
+
 }  // namespace
 }  // namespace recsync
