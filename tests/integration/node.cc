@@ -26,12 +26,65 @@ Node::Node(const NodeOptions& o) {
     ADD_FAILURE() << e.status().to_string();
   else
     archive_mount_ = std::move(e).value();
-  write_file(config_path, "node = \"fs1\"\nstate_dir = \"" + state_dir +
-                              "\"\n[log]\nlevel = \"info\"\n[control]\nsocket = \"" + socket +
-                              "\"\ngroup = \"" + o.control_group + "\"\n[spool]\npath = \"" +
-                              spool + "\"\nsettle = \"" + o.settle + "\"\n[archive]\npath = \"" +
-                              archive + "\"\nlayout = \"" + o.layout +
-                              "\"\nretry_max = \"2s\"\n[retention]\n" + o.retention + o.extra);
+  opts_ = o;
+  write_config();
+}
+
+void Node::write_config() {
+  const NodeOptions& o = opts_;
+  std::string c = "node = \"" + o.name + "\"\nstate_dir = \"" + state_dir +
+                  "\"\n[log]\nlevel = \"info\"\n[control]\nsocket = \"" + socket +
+                  "\"\ngroup = \"" + o.control_group + "\"\n[spool]\npath = \"" + spool +
+                  "\"\nsettle = \"" + o.settle + "\"\n[archive]\npath = \"" + archive +
+                  "\"\nlayout = \"" + o.layout + "\"\nretry_max = \"2s\"\n[retention]\n" +
+                  o.retention + o.extra;
+  if (!o.listen.empty() || !o.peers.empty() || !o.bandwidth.empty()) {
+    c += "\n[metrics]\nlisten = \"\"\n[replication]\n";
+    if (!o.listen.empty()) c += "listen = \"" + o.listen + "\"\n";
+    if (!o.bandwidth.empty()) c += "bandwidth = \"" + o.bandwidth + "\"\n";
+    for (const PeerSpec& p : o.peers) {
+      c += "[[peer]]\nname = \"" + p.name + "\"\naddress = \"" + p.address +
+           "\"\nfingerprint = \"" + p.fingerprint + "\"\n";
+    }
+  }
+  write_file(config_path, c);
+}
+
+void Node::set_peers(std::vector<PeerSpec> peers) {
+  opts_.peers = std::move(peers);
+  write_config();
+}
+
+std::string Node::fingerprint() {
+  if (!file_exists(state_dir + "/node.key")) {
+    RunResult k = run({bin("recsync"), "-c", config_path, "keygen"});
+    if (k.exit_code != 0) {
+      ADD_FAILURE() << "recsync keygen failed (" << k.exit_code << "): " << k.err;
+      return "";
+    }
+  }
+  RunResult r = run({bin("recsync"), "-c", config_path, "id"});
+  std::string fp = r.out;
+  while (!fp.empty() && (fp.back() == '\n' || fp.back() == '\r')) fp.pop_back();
+  if (r.exit_code != 0 || fp.rfind("sha256:", 0) != 0 || fp.size() != 7 + 64) {
+    ADD_FAILURE() << "recsync id failed (" << r.exit_code << "): " << r.out << r.err;
+    return "";
+  }
+  return fp;
+}
+
+nlohmann::json Node::peer_of(const nlohmann::json& s, const std::string& peer) {
+  if (!s.is_object() || !s.contains("peers") || !s["peers"].is_array()) return nullptr;
+  for (const auto& p : s["peers"])
+    if (p.value("name", "") == peer) return p;
+  return nullptr;
+}
+
+uint16_t Node::listen_port() {
+  nlohmann::json s = status();
+  if (!s.is_object() || !s.contains("replication") || !s["replication"].is_object()) return 0;
+  const auto& p = s["replication"]["listen_port"];
+  return p.is_number_unsigned() ? p.get<uint16_t>() : 0;
 }
 
 Node::~Node() {
@@ -42,7 +95,9 @@ Node::~Node() {
 void Node::start(std::map<std::string, std::string> extra_env) {
   // One log file per run, so restarts keep their history (see log()).
   std::string logf = log_path_ + "." + std::to_string(runs_++);
-  auto p = Process::spawn({bin("recsyncd"), "-c", config_path}, std::move(extra_env), "", logf);
+  std::vector<std::string> argv = opts_.exec_prefix;
+  argv.insert(argv.end(), {bin("recsyncd"), "-c", config_path});
+  auto p = Process::spawn(std::move(argv), std::move(extra_env), "", logf);
   ASSERT_TRUE(p.is_ok()) << p.status().to_string();
   daemon_ = std::move(p).value();
   ASSERT_TRUE(wait_until([&] { return !status().is_null() || !daemon_->running(); }, 20s))
@@ -94,6 +149,51 @@ std::map<std::string, FileInfo> Node::archive_recordings() {
   for (auto& [rel, fi] : list_tree(archive))
     if (rel.rfind("lost+found", 0) != 0) out.emplace(rel, fi);
   return out;
+}
+
+Pair::Pair(const PairOptions& o) {
+  port1 = o.port1 ? o.port1 : free_tcp_port();
+  port2 = o.port2 ? o.port2 : free_tcp_port();
+  for (int i = 0; i < 10 && port2 == port1 && !o.port2; ++i) port2 = free_tcp_port();
+  NodeOptions a = o.base, b = o.base;
+  a.name = "fs1";
+  b.name = "fs2";
+  a.listen = o.host + ":" + std::to_string(port1);
+  b.listen = (o.host2.empty() ? o.host : o.host2) + ":" + std::to_string(port2);
+  a.exec_prefix = o.exec1;
+  b.exec_prefix = o.exec2;
+  a.bandwidth = o.bandwidth1;
+  b.bandwidth = o.bandwidth2;
+  a.peers.clear();
+  b.peers.clear();
+  fs1 = std::make_unique<Node>(a);
+  fs2 = std::make_unique<Node>(b);
+  fp1 = fs1->fingerprint();
+  fp2 = fs2->fingerprint();
+  fs1->set_peers({{"fs2", b.listen, fp2}});
+  fs2->set_peers({{"fs1", a.listen, fp1}});
+}
+
+void Pair::start(std::chrono::milliseconds timeout) {
+  fs1->start();
+  fs2->start();
+  for (Node* n : {fs1.get(), fs2.get()}) {
+    nlohmann::json s = n->status();
+    ASSERT_TRUE(s.is_object() && s.contains("replication") && s["replication"].is_object() &&
+                s["replication"].value("enabled", false) == true)
+        << n->options().name << ": status shows no \"replication\": {\"enabled\": true} (is the "
+        << "replication engine in this build?): " << s.dump();
+  }
+  ASSERT_TRUE(wait_connected(timeout))
+      << "fs1: " << fs1->status().dump() << "\nfs2: " << fs2->status().dump();
+}
+
+bool Pair::wait_connected(std::chrono::milliseconds timeout) {
+  return wait_until(
+      [&] {
+        return fs1->peer_state("fs2") == "connected" && fs2->peer_state("fs1") == "connected";
+      },
+      timeout, 100ms);
 }
 
 void expect_archived_exactly_once(const std::vector<ManifestEntry>& manifest,

@@ -10,7 +10,15 @@
 
 namespace recsync::test {
 
+// One [[peer]] block of a node's config.
+struct PeerSpec {
+  std::string name;
+  std::string address;      // "host:port"
+  std::string fingerprint;  // "sha256:<hex>", from the peer's Node::fingerprint()
+};
+
 struct NodeOptions {
+  std::string name = "fs1";  // `node =`
   uint64_t spool_bytes = 256ull << 20;
   uint64_t archive_bytes = 256ull << 20;
   std::string settle = "300ms";
@@ -18,6 +26,15 @@ struct NodeOptions {
   std::string control_group = "";
   std::string extra;  // appended TOML (whole sections)
   std::string retention = "keep = \"15d\"\ninterval = \"1h\"\npace = 0\n";
+  // Replication. With listen empty and no peers the config has no
+  // [replication] section (as before replication existed). When set, the
+  // config also disables [metrics] (two nodes on one host would share its
+  // default port).
+  std::string listen;     // replication.listen, e.g. "127.0.0.1:0"
+  std::string bandwidth;  // replication.bandwidth, e.g. "20MB/s"; "" = default
+  std::vector<PeerSpec> peers;
+  // Prepended to the recsyncd command line, e.g. {"ip", "netns", "exec", "ns1"}.
+  std::vector<std::string> exec_prefix;
 };
 
 class Node {
@@ -25,6 +42,31 @@ class Node {
   // Mounts the filesystems and writes the config. Root only.
   explicit Node(const NodeOptions& o = {});
   ~Node();
+
+  // The options the config was written from; change them, then
+  // write_config() (takes effect at the next start() or SIGHUP).
+  NodeOptions& options() { return opts_; }
+  void write_config();
+  // Replaces the [[peer]] blocks and rewrites the config.
+  void set_peers(std::vector<PeerSpec> peers);
+  // This node's certificate fingerprint ("sha256:<64 hex>"): `recsync -c
+  // CONF keygen` when state_dir has no key yet, then `recsync -c CONF id`.
+  // "" (and a test failure) on error.
+  std::string fingerprint();
+  // The peers[] entry named `peer` from a status snapshot (null if absent).
+  static nlohmann::json peer_of(const nlohmann::json& status, const std::string& peer);
+  // peer_of(status(), peer).
+  nlohmann::json peer_status(const std::string& peer) { return peer_of(status(), peer); }
+  // Its "state" ("connected", "connecting", "backoff", "refused"); "" when
+  // the daemon does not answer or has no such peer.
+  std::string peer_state(const std::string& peer) {
+    nlohmann::json p = peer_status(peer);
+    return p.is_object() && p.contains("state") && p["state"].is_string()
+               ? p["state"].get<std::string>()
+               : std::string();
+  }
+  // replication.listen_port from status (0 when unknown).
+  uint16_t listen_port();
 
   // Starts recsyncd and waits until it answers `status` (bounded).
   void start(std::map<std::string, std::string> extra_env = {});
@@ -55,6 +97,7 @@ class Node {
   TempDir dir;
 
  private:
+  NodeOptions opts_;
   std::unique_ptr<TmpfsMount> spool_mount_;
   std::unique_ptr<Ext4Image> archive_mount_;
   std::unique_ptr<Process> daemon_;
@@ -63,6 +106,34 @@ class Node {
 
 // Checks that every manifest entry is in `archive` exactly once (matched by
 // file name, any folder) with the same size and hash.
+// Two replicating nodes "fs1" and "fs2" on 127.0.0.1 (free ports), each
+// pinning the other's fingerprint. The constructor mounts, writes the
+// configs, creates both identities and writes the [[peer]] blocks; start()
+// starts both and waits until each shows the other "connected".
+struct PairOptions {
+  NodeOptions base;        // name, listen and peers are set by Pair
+  std::string bandwidth1;  // fs1's replication.bandwidth ("" = default)
+  std::string bandwidth2;
+  std::string host = "127.0.0.1";         // fs1's listen address (and fs2's unless host2)
+  std::string host2;                      // fs2's listen address; "" = host
+  uint16_t port1 = 0, port2 = 0;          // 0 = a free port on 127.0.0.1
+  std::vector<std::string> exec1, exec2;  // NodeOptions::exec_prefix of each
+};
+
+class Pair {
+ public:
+  explicit Pair(const PairOptions& o = {});
+  // Starts both daemons and waits (bounded) until both peers are connected.
+  void start(std::chrono::milliseconds timeout = 30s);
+  // True once both nodes show their peer "connected" (polls until timeout).
+  bool wait_connected(std::chrono::milliseconds timeout);
+  Node& node(int i) { return i == 0 ? *fs1 : *fs2; }
+
+  std::unique_ptr<Node> fs1, fs2;
+  std::string fp1, fp2;
+  uint16_t port1 = 0, port2 = 0;
+};
+
 void expect_archived_exactly_once(const std::vector<ManifestEntry>& manifest,
                                   const std::map<std::string, FileInfo>& archive);
 
