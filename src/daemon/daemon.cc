@@ -123,6 +123,9 @@ class Daemon::Impl {
   json status_json();
   json alarms_json(const replication::ServiceStatus* rs);
   Status start_replication();
+  std::vector<std::string> peer_names() const {
+    return repl_ ? repl_->peer_names() : std::vector<std::string>{};
+  }
   void handle_control(const json& req, const PeerCred& who, ControlServer::Reply reply);
 
   Config cfg_;
@@ -919,7 +922,8 @@ void Daemon::Impl::handle_control(const json& req, const PeerCred& who,
       std::string target = req.value("target", "");
       if (target.empty()) return err("hold add needs a recording id or archive path");
       HoldRow h{target, req.value("reason", ""), wall_ms(env_->now())};
-      if (Status s = store_->add_hold(h); !s) return err(s.message());
+      if (Status s = store_->add_hold(h, peer_names()); !s) return err(s.message());
+      if (repl_) repl_->notify_queued();
       auto matches = store_->find(target);
       size_t n = matches ? matches->size() : 0;
       lgc->info("hold added on '{}' by uid {} ({} archived recordings match){}", target, who.uid, n,
@@ -927,8 +931,9 @@ void Daemon::Impl::handle_control(const json& req, const PeerCred& who,
       reply({{"ok", true}, {"target", target}, {"matches", n}});
     } else if (cmd == "hold_release") {
       std::string target = req.value("target", "");
-      auto r = store_->release_hold(target);
+      auto r = store_->release_hold(target, peer_names());
       if (!r) return err(r.status().message());
+      if (repl_) repl_->notify_queued();
       if (!*r) return err("no hold on '" + target + "'");
       lgc->info("hold released on '{}' by uid {}", target, who.uid);
       reply({{"ok", true}, {"target", target}});

@@ -7,7 +7,7 @@ namespace recsync::peer {
 
 bool is_known_frame_type(uint8_t t) {
   return t >= static_cast<uint8_t>(FrameType::kHello) &&
-         t <= static_cast<uint8_t>(FrameType::kPong);
+         t <= static_cast<uint8_t>(FrameType::kHold);
 }
 
 const char* frame_type_name(FrameType t) {
@@ -30,6 +30,8 @@ const char* frame_type_name(FrameType t) {
       return "PING";
     case FrameType::kPong:
       return "PONG";
+    case FrameType::kHold:
+      return "HOLD";
   }
   return "UNKNOWN";
 }
@@ -241,6 +243,35 @@ Status decode(std::span<const uint8_t> body, NackMsg* m) {
   RECSYNC_RETURN_IF_ERROR(r.u8(&m->code, "NACK code"));
   RECSYNC_RETURN_IF_ERROR(r.str(&m->reason, kMaxReasonLen, "NACK reason"));
   return r.expect_end("NACK");
+}
+
+Status encode(const HoldMsg& m, std::vector<uint8_t>& out) {
+  if (m.op != HoldMsg::kAdd && m.op != HoldMsg::kRelease)
+    return Status::invalid("HOLD: unknown op " + std::to_string(m.op));
+  if (m.target.empty()) return Status::invalid("HOLD: empty target");
+  RECSYNC_RETURN_IF_ERROR(check_len(m.target.size(), kMaxHoldTarget, "hold target"));
+  RECSYNC_RETURN_IF_ERROR(check_len(m.reason.size(), kMaxReasonLen, "reason"));
+  WireWriter w(out);
+  w.u64(m.id);
+  w.u8(m.op);
+  w.str(m.target);
+  w.str(m.reason);
+  w.u64(static_cast<uint64_t>(m.created_ms));
+  return Status::ok();
+}
+Status decode(std::span<const uint8_t> body, HoldMsg* m) {
+  WireReader r(body);
+  RECSYNC_RETURN_IF_ERROR(r.u64(&m->id, "HOLD id"));
+  RECSYNC_RETURN_IF_ERROR(r.u8(&m->op, "HOLD op"));
+  if (m->op != HoldMsg::kAdd && m->op != HoldMsg::kRelease)
+    return Status::corrupt("peer message: HOLD op " + std::to_string(m->op));
+  RECSYNC_RETURN_IF_ERROR(r.str(&m->target, kMaxHoldTarget, "HOLD target"));
+  if (m->target.empty()) return Status::corrupt("peer message: empty HOLD target");
+  RECSYNC_RETURN_IF_ERROR(r.str(&m->reason, kMaxReasonLen, "HOLD reason"));
+  uint64_t t = 0;
+  RECSYNC_RETURN_IF_ERROR(r.u64(&t, "HOLD time"));
+  m->created_ms = static_cast<int64_t>(t);
+  return r.expect_end("HOLD");
 }
 
 Status encode(const PingMsg& m, std::vector<uint8_t>& out) {

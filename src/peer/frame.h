@@ -15,6 +15,9 @@
 //   receiver  ACK{id} after hash check + fsync + rename + dir fsync, or
 //             NACK{id, code, reason}          (sender retries later / gives up)
 //   either    PING{nonce} -> PONG{nonce}      liveness
+//   sender    HOLD{id, op, target, reason, created_ms}
+//   receiver  ACK{id} once the hold is stored, or NACK
+//             (holds placed on one node are copied to its peers)
 // END closes whichever stream the side sending it was sending for `id`.
 // Body fields: integers big-endian; strings and byte blobs are a u32 length
 // then bytes, each with a maximum; decoders reject truncation, oversized
@@ -41,6 +44,7 @@ enum class FrameType : uint8_t {
   kNack = 7,
   kPing = 8,
   kPong = 9,
+  kHold = 10,
 };
 bool is_known_frame_type(uint8_t t);
 const char* frame_type_name(FrameType t);
@@ -152,6 +156,15 @@ struct NackMsg {
 struct PingMsg {  // PING, PONG
   uint64_t nonce = 0;
 };
+inline constexpr size_t kMaxHoldTarget = 1024;
+struct HoldMsg {
+  enum Op : uint8_t { kAdd = 1, kRelease = 2 };
+  uint64_t id = 0;
+  uint8_t op = kAdd;   // decode rejects other values
+  std::string target;  // recording id or archive-relative path, 1..kMaxHoldTarget bytes
+  std::string reason;  // at most kMaxReasonLen bytes
+  int64_t created_ms = 0;
+};
 
 // encode() appends the body (not the frame header) and returns kInvalid when
 // a field breaks its limit. decode() parses a whole body (kCorrupt on any
@@ -162,12 +175,14 @@ Status encode(const ChunkMsg& m, std::vector<uint8_t>& out);
 Status encode(const IdMsg& m, std::vector<uint8_t>& out);
 Status encode(const NackMsg& m, std::vector<uint8_t>& out);
 Status encode(const PingMsg& m, std::vector<uint8_t>& out);
+Status encode(const HoldMsg& m, std::vector<uint8_t>& out);
 Status decode(std::span<const uint8_t> body, HelloMsg* m);
 Status decode(std::span<const uint8_t> body, OfferMsg* m);
 Status decode(std::span<const uint8_t> body, ChunkMsg* m);
 Status decode(std::span<const uint8_t> body, IdMsg* m);
 Status decode(std::span<const uint8_t> body, NackMsg* m);
 Status decode(std::span<const uint8_t> body, PingMsg* m);
+Status decode(std::span<const uint8_t> body, HoldMsg* m);
 
 // Encodes a body and wraps it in a frame of the given type, appended to out.
 template <typename Msg>

@@ -220,6 +220,9 @@ struct Service::Impl {
                        std::span<const uint8_t> data, Priority prio);
   // Offers one entry. A non-OK Status means the link is unusable.
   Status transfer(PeerSlot& p, Connection& c, const QueueItem& q, uint64_t id);
+  // Copies one hold change to the peer; OK once acked (or refused: logged).
+  Status send_hold(PeerSlot& p, Connection& c, const HoldOp& h, uint64_t id);
+  Status receive_hold(Connection& c, PeerSlot& p, const peer::HoldMsg& h);
   void defer(PeerSlot& p, const QueueItem& q, const std::string& why);
 
   // receiver
@@ -452,6 +455,45 @@ Status Service::Impl::transfer(PeerSlot& p, Connection& c, const QueueItem& q, u
   }
 }
 
+Status Service::Impl::send_hold(PeerSlot& p, Connection& c, const HoldOp& h, uint64_t id) {
+  peer::HoldMsg m;
+  m.id = id;
+  m.op = h.op == HoldOp::kAdd ? peer::HoldMsg::kAdd : peer::HoldMsg::kRelease;
+  m.target = h.hold.target;
+  m.reason = h.hold.reason.substr(0, peer::kMaxReasonLen);
+  m.created_ms = h.hold.created_ms;
+  std::vector<uint8_t> body;
+  if (Status s = peer::encode(m, body); !s) {
+    lg->error("peer {}: hold on '{}' cannot be sent: {}", p.cfg.name, h.hold.target, s.message());
+    return store->hold_op_done(h.seq);
+  }
+  RECSYNC_RETURN_IF_ERROR(c.send(FrameType::kHold, body));
+  while (true) {
+    auto fr = c.recv(kReplyTimeout);
+    if (!fr) return fr.status().with_context("waiting for the answer to HOLD");
+    if (fr->type == FrameType::kPong) continue;
+    uint64_t got = 0;
+    if (fr->type == FrameType::kAck) {
+      peer::IdMsg a;
+      RECSYNC_RETURN_IF_ERROR(peer::decode(fr->payload, &a));
+      got = a.id;
+      lg->info("hold {} '{}' copied to {}", h.op == HoldOp::kAdd ? "on" : "release of",
+               h.hold.target, p.cfg.name);
+    } else if (fr->type == FrameType::kNack) {
+      peer::NackMsg n;
+      RECSYNC_RETURN_IF_ERROR(peer::decode(fr->payload, &n));
+      got = n.id;
+      lg->error("peer {} refused the hold change on '{}': {}", p.cfg.name, h.hold.target,
+                printable(n.reason));
+    } else {
+      return Status::corrupt(std::string("unexpected ") + peer::frame_type_name(fr->type) +
+                             " while waiting for a HOLD answer");
+    }
+    if (got != id) return Status::corrupt("reply for HOLD " + std::to_string(got));
+    return store->hold_op_done(h.seq);
+  }
+}
+
 Status Service::Impl::sender_session(PeerSlot& p, Connection& c, bool& greeted) {
   {
     std::vector<uint8_t> body;
@@ -482,6 +524,14 @@ Status Service::Impl::sender_session(PeerSlot& p, Connection& c, bool& greeted) 
       std::lock_guard<std::mutex> l(mu);
       if (stop) return Status::ok();
       seq = queue_seq;
+    }
+    // Hold changes first: they are tiny and protect recordings.
+    auto hold = store->hold_ops_next(p.cfg.name);
+    if (!hold) return hold.status().with_context("hold queue");
+    if (hold->has_value()) {
+      RECSYNC_RETURN_IF_ERROR(send_hold(p, c, **hold, next_id++));
+      last_traffic = std::chrono::steady_clock::now();
+      continue;
     }
     auto item = store->queue_next(p.cfg.name, wall_ms(), opt.live_window.count());
     if (!item) return item.status().with_context("replication queue");
@@ -690,6 +740,39 @@ Status Service::Impl::receive_offer(Connection& c, PeerSlot& p, const peer::Offe
   return send_id(FrameType::kAck);
 }
 
+Status Service::Impl::receive_hold(Connection& c, PeerSlot& p, const peer::HoldMsg& h) {
+  Status s;
+  bool any = false;
+  for (unsigned char ch : h.target) any |= ch < 0x20 || ch == 0x7f;
+  if (any) {
+    s = Status::refused("control characters in the hold target");
+  } else if (h.op == peer::HoldMsg::kAdd) {
+    HoldRow row;
+    row.target = h.target;
+    row.reason = h.reason + " (copied from " + p.cfg.name + ")";
+    row.created_ms = h.created_ms;
+    s = store->add_hold(row);  // not queued back to the peer
+    if (s) lg->info("hold on '{}' copied from {}: {}", h.target, p.cfg.name, printable(h.reason));
+  } else {
+    auto r = store->release_hold(h.target);
+    s = r.status();
+    if (s) lg->info("hold on '{}' released by {}", h.target, p.cfg.name);
+  }
+  std::vector<uint8_t> body;
+  if (s) {
+    RECSYNC_RETURN_IF_ERROR(peer::encode(peer::IdMsg{h.id}, body));
+    return c.send(FrameType::kAck, body);
+  }
+  lg->warn("peer {}: hold change on '{}' refused: {}", p.cfg.name, printable(h.target),
+           s.message());
+  peer::NackMsg n;
+  n.id = h.id;
+  n.code = nack_code_for(s);
+  n.reason = s.message().substr(0, peer::kMaxReasonLen);
+  RECSYNC_RETURN_IF_ERROR(peer::encode(n, body));
+  return c.send(FrameType::kNack, body);
+}
+
 Status Service::Impl::receiver_session(Connection& c, PeerSlot& p) {
   auto fr = c.recv(kHelloTimeout);
   if (!fr) return fr.status().with_context("waiting for HELLO");
@@ -714,6 +797,12 @@ Status Service::Impl::receiver_session(Connection& c, PeerSlot& p) {
         std::vector<uint8_t> body;
         RECSYNC_RETURN_IF_ERROR(peer::encode(m, body));
         RECSYNC_RETURN_IF_ERROR(c.send(FrameType::kPong, body));
+        break;
+      }
+      case FrameType::kHold: {
+        peer::HoldMsg h;
+        RECSYNC_RETURN_IF_ERROR(peer::decode(f->payload, &h));
+        RECSYNC_RETURN_IF_ERROR(receive_hold(c, p, h));
         break;
       }
       case FrameType::kOffer: {

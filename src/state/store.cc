@@ -71,6 +71,14 @@ CREATE TABLE repl_queue(
   last_error TEXT NOT NULL DEFAULT '',
   PRIMARY KEY(peer, rel)) WITHOUT ROWID;
 CREATE INDEX repl_queue_order ON repl_queue(peer, prio, enqueued_ms);
+CREATE TABLE hold_queue(
+  seq INTEGER PRIMARY KEY,
+  peer TEXT NOT NULL,
+  op INTEGER NOT NULL,
+  target TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  created_ms INTEGER NOT NULL);
+CREATE INDEX hold_queue_peer ON hold_queue(peer, seq);
 PRAGMA user_version = 2;
 )sql";
 
@@ -555,6 +563,10 @@ Result<StoreStats> StateStore::stats() {
 
 Status StateStore::add_hold(const HoldRow& h) {
   std::lock_guard<std::mutex> l(mu_);
+  return add_hold_locked(h);
+}
+
+Status StateStore::add_hold_locked(const HoldRow& h) {
   auto s = stmt("INSERT OR REPLACE INTO holds(target, reason, created_ms) VALUES (?1, ?2, ?3)");
   if (!s) return s.status();
   Use u(*s);
@@ -566,8 +578,84 @@ Status StateStore::add_hold(const HoldRow& h) {
   return Status::ok();
 }
 
+Status StateStore::queue_hold_op_locked(const std::vector<std::string>& peers, int op,
+                                        const HoldRow& h) {
+  auto s = stmt(
+      "INSERT INTO hold_queue(peer, op, target, reason, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)");
+  if (!s) return s.status();
+  for (const std::string& peer : peers) {
+    Use u(*s);
+    bind_text(u.get(), 1, peer);
+    sqlite3_bind_int64(u.get(), 2, op);
+    bind_text(u.get(), 3, h.target);
+    bind_text(u.get(), 4, h.reason);
+    sqlite3_bind_int64(u.get(), 5, h.created_ms);
+    int rc = sqlite3_step(u.get());
+    if (rc != SQLITE_DONE) return error(rc, "queue hold for " + peer);
+  }
+  return Status::ok();
+}
+
+Status StateStore::add_hold(const HoldRow& h, const std::vector<std::string>& peers) {
+  std::lock_guard<std::mutex> l(mu_);
+  Txn t(this);
+  RECSYNC_RETURN_IF_ERROR(t.begin());
+  RECSYNC_RETURN_IF_ERROR(add_hold_locked(h));
+  RECSYNC_RETURN_IF_ERROR(queue_hold_op_locked(peers, HoldOp::kAdd, h));
+  return t.commit();
+}
+
+Result<bool> StateStore::release_hold(const std::string& target,
+                                      const std::vector<std::string>& peers) {
+  std::lock_guard<std::mutex> l(mu_);
+  Txn t(this);
+  RECSYNC_RETURN_IF_ERROR(t.begin());
+  auto r = release_hold_locked(target);
+  if (!r) return r.status();
+  HoldRow h;
+  h.target = target;
+  if (*r) RECSYNC_RETURN_IF_ERROR(queue_hold_op_locked(peers, HoldOp::kRelease, h));
+  RECSYNC_RETURN_IF_ERROR(t.commit());
+  return *r;
+}
+
+Result<std::optional<HoldOp>> StateStore::hold_ops_next(const std::string& peer) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto s = stmt(
+      "SELECT seq, op, target, reason, created_ms FROM hold_queue WHERE peer = ?1 "
+      "ORDER BY seq LIMIT 1");
+  if (!s) return s.status();
+  Use u(*s);
+  bind_text(u.get(), 1, peer);
+  int rc = sqlite3_step(u.get());
+  if (rc == SQLITE_DONE) return std::optional<HoldOp>();
+  if (rc != SQLITE_ROW) return error(rc, "hold_ops_next");
+  HoldOp o;
+  o.seq = sqlite3_column_int64(u.get(), 0);
+  o.op = static_cast<int>(sqlite3_column_int64(u.get(), 1));
+  o.hold.target = column_text(u.get(), 2);
+  o.hold.reason = column_text(u.get(), 3);
+  o.hold.created_ms = sqlite3_column_int64(u.get(), 4);
+  return std::optional<HoldOp>(std::move(o));
+}
+
+Status StateStore::hold_op_done(int64_t seq) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto s = stmt("DELETE FROM hold_queue WHERE seq = ?1");
+  if (!s) return s.status();
+  Use u(*s);
+  sqlite3_bind_int64(u.get(), 1, seq);
+  int rc = sqlite3_step(u.get());
+  if (rc != SQLITE_DONE) return error(rc, "hold_op_done");
+  return Status::ok();
+}
+
 Result<bool> StateStore::release_hold(const std::string& target) {
   std::lock_guard<std::mutex> l(mu_);
+  return release_hold_locked(target);
+}
+
+Result<bool> StateStore::release_hold_locked(const std::string& target) {
   auto s = stmt("DELETE FROM holds WHERE target = ?1");
   if (!s) return s.status();
   Use u(*s);

@@ -84,6 +84,14 @@ struct QueueStats {
   uint64_t bytes() const { return live_bytes + retry_bytes; }
 };
 
+// A hold change waiting to be copied to one peer.
+struct HoldOp {
+  static constexpr int kAdd = 1, kRelease = 2;  // same values as peer::HoldMsg::Op
+  int64_t seq = 0;
+  int op = kAdd;
+  HoldRow hold;  // reason and created_ms are empty/0 for a release
+};
+
 struct StoreStats {
   uint64_t files = 0, bytes = 0;
   // 0 when the store holds no recordings.
@@ -160,6 +168,14 @@ class StateStore {
   Status add_hold(const HoldRow& h);
   // True when a hold on target existed and is now gone.
   Result<bool> release_hold(const std::string& target);
+  // The same, and in the same transaction queues the change for every peer
+  // in `peers` (holds are copied to peers, SPEC 4.4; a release only when a
+  // hold was there).
+  Status add_hold(const HoldRow& h, const std::vector<std::string>& peers);
+  Result<bool> release_hold(const std::string& target, const std::vector<std::string>& peers);
+  // The oldest hold change not yet acked by `peer`; hold_op_done removes it.
+  Result<std::optional<HoldOp>> hold_ops_next(const std::string& peer);
+  Status hold_op_done(int64_t seq);
   // All holds, ordered by target.
   Result<std::vector<HoldRow>> holds();
 
@@ -209,6 +225,9 @@ class StateStore {
   // cache is keyed by its text).
   Result<sqlite3_stmt*> stmt(const char* sql);
   Status upsert_locked(const RecordingRow& r);
+  Status add_hold_locked(const HoldRow& h);
+  Result<bool> release_hold_locked(const std::string& target);
+  Status queue_hold_op_locked(const std::vector<std::string>& peers, int op, const HoldRow& h);
 
   std::string path_;
   std::mutex mu_;

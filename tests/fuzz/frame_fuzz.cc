@@ -50,6 +50,9 @@ Status on_frame(Frame&& f) {
     case FrameType::kPong:
       check_body<PingMsg>(f.type, f.payload);
       break;
+    case FrameType::kHold:
+      check_body<HoldMsg>(f.type, f.payload);
+      break;
   }
   return Status::ok();
 }

@@ -132,7 +132,7 @@ TEST(Frame, MaxSizeBoundary) {
 TEST(Frame, ZeroLengthAndUnknownTypeAreCorrupt) {
   std::vector<Frame> got;
   EXPECT_EQ(parse_all(header(0, 4), 1, got).code(), Status::Code::kCorrupt);
-  for (uint8_t t : {uint8_t{0}, uint8_t{10}, uint8_t{255}}) {
+  for (uint8_t t : {uint8_t{0}, uint8_t{11}, uint8_t{255}}) {
     got.clear();
     Status s = parse_all(header(1, t), 3, got);
     EXPECT_EQ(s.code(), Status::Code::kCorrupt) << int(t);
@@ -300,6 +300,34 @@ TEST(Messages, ThroughTheParser) {
     ASSERT_TRUE(decode(got[51].payload, &e).is_ok());
     EXPECT_EQ(e.id, 49u);
   }
+}
+
+TEST(Messages, HoldRoundTripAndStrictDecode) {
+  HoldMsg m;
+  m.id = 9;
+  m.op = HoldMsg::kRelease;
+  m.target = "2026/01/01/x.wav";
+  m.reason = "legal";
+  m.created_ms = 1234567;
+  std::vector<uint8_t> b;
+  ASSERT_TRUE(encode(m, b));
+  HoldMsg d;
+  ASSERT_TRUE(decode(b, &d));
+  EXPECT_EQ(d.id, 9u);
+  EXPECT_EQ(d.op, HoldMsg::kRelease);
+  EXPECT_EQ(d.target, m.target);
+  EXPECT_EQ(d.reason, "legal");
+  EXPECT_EQ(d.created_ms, 1234567);
+  for (size_t n = 0; n < b.size(); ++n)
+    EXPECT_EQ(decode(std::span<const uint8_t>(b.data(), n), &d).code(), Status::Code::kCorrupt);
+  auto bad_op = b;
+  bad_op[8] = 3;
+  EXPECT_EQ(decode(bad_op, &d).code(), Status::Code::kCorrupt);
+  m.target = "";
+  std::vector<uint8_t> e;
+  EXPECT_EQ(encode(m, e).code(), Status::Code::kInvalid);
+  m.target = std::string(kMaxHoldTarget + 1, 'x');
+  EXPECT_EQ(encode(m, e).code(), Status::Code::kInvalid);
 }
 
 }  // namespace

@@ -157,6 +157,28 @@ TEST_F(ServiceTest, BothWaysWithAcksAndNoEcho) {
   EXPECT_FALSE(fs::exists(b_.archive + "/2026/01/01/x.wav.v2"));
 }
 
+TEST_F(ServiceTest, HoldsAreCopiedToThePeerDurablyAndNotEchoed) {
+  start(a_, b_);  // b_ is down: the hold change waits in a_'s queue
+  HoldRow h{"call-1234", "complaint 77", 5};
+  ASSERT_TRUE(a_.store->add_hold(h, a_.svc->peer_names()));
+  ASSERT_TRUE(a_.store->add_hold({"other", "x", 6}, a_.svc->peer_names()));
+  ASSERT_TRUE(a_.store->release_hold("other", a_.svc->peer_names()).value());
+  // Releasing what is not held copies nothing.
+  EXPECT_FALSE(a_.store->release_hold("never", a_.svc->peer_names()).value());
+  a_.svc->notify_queued();
+  start(b_, a_);
+  ASSERT_TRUE(wait_for([&] { return !a_.store->hold_ops_next("fs2").value().has_value(); }, 40s));
+  auto holds = b_.store->holds().value();
+  ASSERT_EQ(holds.size(), 1u);
+  EXPECT_EQ(holds[0].target, "call-1234");
+  EXPECT_EQ(holds[0].reason, "complaint 77 (copied from fs1)");
+  EXPECT_EQ(holds[0].created_ms, 5);
+  EXPECT_FALSE(b_.store->hold_ops_next("fs1").value().has_value());  // not sent back
+  ASSERT_TRUE(a_.store->release_hold("call-1234", a_.svc->peer_names()).value());
+  a_.svc->notify_queued();
+  ASSERT_TRUE(wait_for([&] { return b_.store->holds().value().empty(); }));
+}
+
 TEST_F(ServiceTest, PeerDownQueuesThenDrains) {
   start(a_, b_);
   for (int i = 0; i < 5; ++i) archive(a_, "d/" + std::to_string(i) + ".wav", random_bytes(1000, i));
