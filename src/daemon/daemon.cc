@@ -172,6 +172,7 @@ class Daemon::Impl {
   std::string spool_alarm_severity_;
   FsUsage spool_usage_{}, archive_usage_{};
   std::string state_alarm_;
+  std::string orphan_alarm_;  // queue entries for peers not in the config
   std::string watch_alarm_;
   uint64_t overflows_ = 0;
   uint64_t watchdog_usec_ = 0;
@@ -228,6 +229,21 @@ Status Daemon::Impl::open_state() {
 Status Daemon::Impl::start_replication() {
   auto id = peer::load_or_create_identity(env_, cfg_.state_dir, cfg_.node);
   if (!id) return id.status().with_context("node identity");
+  // Entries queued for a peer that is no longer configured stay (the peer
+  // may come back under that name) but are reported.
+  if (auto q = store_->queue_peers()) {
+    for (auto& [name, n] : *q) {
+      bool known = std::any_of(cfg_.peers.begin(), cfg_.peers.end(),
+                               [&](const PeerConfig& p) { return p.name == name; });
+      if (known) continue;
+      orphan_alarm_ += (orphan_alarm_.empty() ? "" : "; ") +
+                       fmt::format(
+                           "{} recordings are queued for peer '{}', which is not "
+                           "configured any more",
+                           n, name);
+    }
+    if (!orphan_alarm_.empty()) lg_->warn("{}", orphan_alarm_);
+  }
   if (cfg_.peers.empty()) return Status::ok();
   replication::ServiceOptions o;
   o.node = cfg_.node;
@@ -758,6 +774,7 @@ json Daemon::Impl::alarms_json(const replication::ServiceStatus* given) {
     a.push_back({{"severity", spool_alarm_severity_}, {"text", spool_alarm_}});
   if (!watch_alarm_.empty()) a.push_back({{"severity", "critical"}, {"text", watch_alarm_}});
   if (!state_alarm_.empty()) a.push_back({{"severity", "warning"}, {"text", state_alarm_}});
+  if (!orphan_alarm_.empty()) a.push_back({{"severity", "warning"}, {"text", orphan_alarm_}});
   std::optional<replication::ServiceStatus> own;
   if (repl_ && !given) given = &own.emplace(repl_->status());
   if (given) {

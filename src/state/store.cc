@@ -435,6 +435,20 @@ Status StateStore::queue_defer(const std::string& peer, const std::string& rel, 
   return Status::ok();
 }
 
+Result<std::vector<std::pair<std::string, uint64_t>>> StateStore::queue_peers() {
+  std::lock_guard<std::mutex> l(mu_);
+  auto s = stmt("SELECT peer, count(*) FROM repl_queue GROUP BY peer ORDER BY peer");
+  if (!s) return s.status();
+  Use u(*s);
+  std::vector<std::pair<std::string, uint64_t>> out;
+  int rc;
+  while ((rc = sqlite3_step(u.get())) == SQLITE_ROW)
+    out.emplace_back(column_text(u.get(), 0),
+                     static_cast<uint64_t>(sqlite3_column_int64(u.get(), 1)));
+  if (rc != SQLITE_DONE) return error(rc, "queue_peers");
+  return out;
+}
+
 Result<QueueStats> StateStore::queue_stats(const std::string& peer) {
   std::lock_guard<std::mutex> l(mu_);
   auto s = stmt(

@@ -146,6 +146,9 @@ class StateStore {
   Status queue_defer(const std::string& peer, const std::string& rel, int64_t next_try_ms,
                      const std::string& error_text);
   Result<QueueStats> queue_stats(const std::string& peer);
+  // Files queued per peer name, for every name with entries (finds entries
+  // left for a peer that was removed or renamed in the config).
+  Result<std::vector<std::pair<std::string, uint64_t>>> queue_peers();
 
   // Removes the row for rel; absent is fine.
   Status remove_recording(const std::string& rel);

@@ -460,6 +460,10 @@ TEST_F(StoreTest, QueueIsWrittenWithTheRecordingAndDrainedByAcks) {
   EXPECT_EQ(store_->queue_stats("fs2").value().files(), 0u);
   EXPECT_FALSE(store_->queue_next("fs2", 50'000, 60'000).value().has_value());
   EXPECT_EQ(store_->queue_stats("fs3").value().files(), 1u);
+  auto peers = store_->queue_peers().value();
+  ASSERT_EQ(peers.size(), 1u);
+  EXPECT_EQ(peers[0].first, "fs3");
+  EXPECT_EQ(peers[0].second, 1u);
 }
 
 TEST_F(StoreTest, QueueOffersFreshLiveEntriesBeforeBacklogAndRetries) {
@@ -520,9 +524,10 @@ TEST(StoreOpenTest, VersionOneDatabaseGainsTheQueue) {
   {  // make it look like a version 1 database
     sqlite3* h = nullptr;
     ASSERT_EQ(sqlite3_open(db.c_str(), &h), SQLITE_OK);
-    ASSERT_EQ(sqlite3_exec(h, "DROP TABLE repl_queue; PRAGMA user_version = 1", nullptr, nullptr,
-                           nullptr),
-              SQLITE_OK);
+    ASSERT_EQ(
+        sqlite3_exec(h, "DROP TABLE repl_queue; DROP TABLE hold_queue; PRAGMA user_version = 1",
+                     nullptr, nullptr, nullptr),
+        SQLITE_OK);
     sqlite3_close(h);
   }
   auto st = StateStore::open(db);
