@@ -11,7 +11,9 @@
 //   receiver  ACK{id}                          already has it (same hash), or
 //             SIGNATURE{id, bytes}...  END{id} signature of its basis (partial
 //                                              temp or older file; empty basis ok)
-//   sender    DELTA{id, bytes}...      END{id} librsync delta against it
+//   sender    DELTA{id, bytes}...      END{id} librsync delta against it; when
+//                                              the signature has no blocks (empty
+//                                              basis) the file's bytes as they are
 //   receiver  ACK{id} after hash check + fsync + rename + dir fsync, or
 //             NACK{id, code, reason}          (sender retries later / gives up)
 //   either    PING{nonce} -> PONG{nonce}      liveness

@@ -225,9 +225,27 @@ Status InboundFile::flush_out() {
   return s;
 }
 
+Status InboundFile::feed_literal(std::span<const uint8_t> bytes) {
+  if (!error_.is_ok()) return error_;
+  if (closed_) return Status::invalid("inbound " + rel_ + ": already closed");
+  if (basis_size_ != 0 || (mode_ == Mode::kDelta))
+    return fail(
+        Status::invalid("inbound " + rel_ + ": literal data needs an empty basis and no delta"));
+  mode_ = Mode::kLiteral;
+  if (bytes_written() + bytes.size() > expected_size_)
+    return fail(Status::corrupt("inbound " + rel_ + ": more than the " +
+                                std::to_string(expected_size_) + " bytes offered"));
+  buf_.insert(buf_.end(), bytes.begin(), bytes.end());
+  if (buf_.size() >= kWriteBatch) return flush_out();
+  return Status::ok();
+}
+
 Status InboundFile::feed_delta(std::span<const uint8_t> delta) {
   if (!error_.is_ok()) return error_;
   if (closed_) return Status::invalid("inbound " + rel_ + ": already closed");
+  if (mode_ == Mode::kLiteral)
+    return fail(Status::invalid("inbound " + rel_ + ": delta after literal data"));
+  mode_ = Mode::kDelta;
   Status s = patch_->feed(delta, false, buf_);
   // Whatever was produced before an error is still a valid prefix.
   Status w = buf_.size() >= kWriteBatch || !s ? flush_out() : Status::ok();
@@ -252,9 +270,9 @@ void InboundFile::discard() {
 Result<InboundResult> InboundFile::finish() {
   if (closed_) return Status::invalid("inbound " + rel_ + ": already closed");
   if (!error_.is_ok()) return error_;
-  Status s = patch_->feed({}, true, buf_);
+  Status s = mode_ == Mode::kLiteral ? Status::ok() : patch_->feed({}, true, buf_);
   if (Status w = flush_out(); s) s = w;
-  if (s && !patch_->done()) s = Status::corrupt("delta ended early");
+  if (s && mode_ != Mode::kLiteral && !patch_->done()) s = Status::corrupt("delta ended early");
   if (!s) {
     (void)fail(s.with_context("inbound " + rel_));
     if (s.code() == Status::Code::kCorrupt) {

@@ -113,6 +113,12 @@ class InboundFile {
   // kCorrupt when the delta is malformed or produces more than
   // expected_size bytes; then the InboundFile is failed (call discard()).
   Status feed_delta(std::span<const uint8_t> delta);
+  // Only when basis_size() == 0 (the signature has no blocks): the file's
+  // bytes as they are, instead of a delta (a delta against nothing is all
+  // literal; this skips librsync's framing and its CPU on both sides). Any
+  // chunk sizes; more than expected_size bytes in total is kCorrupt. Not
+  // mixable with feed_delta (kInvalid).
+  Status feed_literal(std::span<const uint8_t> bytes);
   // Bytes of the new file produced so far (written or batched).
   uint64_t bytes_written() const { return written_ + buf_.size(); }
 
@@ -171,6 +177,7 @@ class InboundFile {
   std::vector<uint8_t> buf_;  // produced, not yet written
   Status error_;
   bool closed_ = false;  // finished, aborted or discarded
+  enum class Mode { kUnset, kDelta, kLiteral } mode_ = Mode::kUnset;
 };
 
 }  // namespace recsync::replication

@@ -40,6 +40,8 @@ constexpr auto kReceiverIdle = 45s;   // receiver drops a link silent this long
 constexpr size_t kReadChunk = 256 * 1024;
 constexpr size_t kSendChunk = 64 * 1024;  // governed unit: smooth rate, small bursts
 constexpr int64_t kBackoffMinMs = 500, kBackoffMaxMs = 30'000;
+// A librsync signature with no blocks (empty basis) is its 12-byte header.
+constexpr uint64_t kEmptySignatureLen = 12;
 
 int64_t wall_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -383,9 +385,16 @@ Status Service::Impl::transfer(PeerSlot& p, Connection& c, const QueueItem& q, u
   }
   if (!sig.ready()) return Status::corrupt("incomplete signature from the peer");
 
-  // Stream the delta (librsync, this thread) under the governor.
-  auto job = delta::DeltaJob::create(sig);
-  if (!job) return job.status();
+  // Stream the delta (librsync, this thread) under the governor. Against an
+  // empty basis (a signature of the header alone) a delta is all literal:
+  // the file's bytes are sent as they are, without librsync (frame.h).
+  const bool literal = sig_bytes == kEmptySignatureLen;
+  std::optional<delta::DeltaJob> job;
+  if (!literal) {
+    auto j = delta::DeltaJob::create(sig);
+    if (!j) return j.status();
+    job.emplace(std::move(j).value());
+  }
   std::vector<uint8_t> in(kReadChunk), out;
   uint64_t read_total = 0;
   Hasher hasher;
@@ -404,6 +413,11 @@ Status Service::Impl::transfer(PeerSlot& p, Connection& c, const QueueItem& q, u
     {
       std::lock_guard<std::mutex> l(mu);
       if (p.st.in_flight) p.st.in_flight->read_bytes = read_total;
+    }
+    if (literal) {
+      RECSYNC_RETURN_IF_ERROR(send_governed(p, c, FrameType::kDelta, id,
+                                            std::span<const uint8_t>(in.data(), *n), prio));
+      continue;
     }
     RECSYNC_RETURN_IF_ERROR(job->feed(std::span<const uint8_t>(in.data(), *n), eof, out));
     if (out.size() >= kSendChunk || (eof && !out.empty())) {
@@ -675,6 +689,7 @@ Status Service::Impl::receive_offer(Connection& c, PeerSlot& p, const peer::Offe
   }
   const auto t0 = std::chrono::steady_clock::now();
   const std::vector<uint8_t>& sig = (*in)->signature();
+  const bool literal = (*in)->basis_size() == 0;  // the sender sends plain bytes then
   for (size_t off = 0; off < sig.size(); off += kReadChunk) {
     peer::ChunkMsg m;
     m.id = o.id;
@@ -708,7 +723,7 @@ Status Service::Impl::receive_offer(Connection& c, PeerSlot& p, const peer::Offe
         p.st.received_bytes += fr->payload.size();
       }
       if (patch_err.is_ok()) {
-        patch_err = (*in)->feed_delta(m.data);
+        patch_err = literal ? (*in)->feed_literal(m.data) : (*in)->feed_delta(m.data);
         if (!patch_err.is_ok()) (*in)->discard();
       }
       continue;

@@ -110,6 +110,65 @@ TEST_F(InboundFileTest, FullTransferWithNoBasisAtEveryChunkSize) {
   EXPECT_TRUE(hidden_files(root_).empty());
 }
 
+TEST_F(InboundFileTest, LiteralTransferWithNoBasisAtEveryChunkSize) {
+  const Bytes file = random_bytes(300'000, 3);
+  int i = 0;
+  for (size_t chunk : {1, 2, 3, 7, 15, 100, 10000, 200000}) {
+    const std::string rel = "lit/" + std::to_string(i++) + ".wav";
+    auto in = begin(rel, file);
+    ASSERT_TRUE(in) << in.status().to_string();
+    ASSERT_EQ((*in)->basis_size(), 0u);
+    for (size_t off = 0; off < file.size(); off += chunk) {
+      std::span<const uint8_t> part(file.data() + off, std::min(chunk, file.size() - off));
+      ASSERT_TRUE((*in)->feed_literal(part)) << chunk;
+    }
+    auto res = (*in)->finish();
+    ASSERT_TRUE(res) << res.status().to_string();
+    EXPECT_EQ(read_file(root_ + "/" + rel), file) << chunk;
+  }
+  EXPECT_TRUE(hidden_files(root_).empty());
+}
+
+TEST_F(InboundFileTest, LiteralIsRefusedWhenOversizedMixedOrWithABasis) {
+  const Bytes file = random_bytes(1000, 4);
+  {
+    auto in = begin("over.wav", file);
+    ASSERT_TRUE(in);
+    const Bytes more = random_bytes(1001, 5);
+    EXPECT_EQ((*in)->feed_literal(more).code(), Status::Code::kCorrupt);
+    (*in)->discard();
+  }
+  {
+    auto in = begin("mixed.wav", file);
+    ASSERT_TRUE(in);
+    ASSERT_TRUE((*in)->feed_literal(std::span<const uint8_t>(file.data(), 10)));
+    EXPECT_EQ((*in)->feed_delta(sender_delta((*in)->signature(), file)).code(),
+              Status::Code::kInvalid);
+    (*in)->discard();
+  }
+  {
+    // A short literal: finish() sees the wrong size and publishes nothing.
+    auto in = begin("short.wav", file);
+    ASSERT_TRUE(in);
+    ASSERT_TRUE((*in)->feed_literal(std::span<const uint8_t>(file.data(), 999)));
+    EXPECT_EQ((*in)->finish().status().code(), Status::Code::kCorrupt);
+    EXPECT_FALSE(std::filesystem::exists(root_ + "/short.wav"));
+  }
+  {
+    // With an older version as the basis, only a delta is accepted.
+    auto first = begin("v.wav", file);
+    ASSERT_TRUE(first);
+    ASSERT_TRUE((*first)->feed_literal(file));
+    ASSERT_TRUE((*first)->finish());
+    const Bytes next = random_bytes(1000, 6);
+    auto in = begin("v.wav", next);
+    ASSERT_TRUE(in);
+    ASSERT_GT((*in)->basis_size(), 0u);
+    EXPECT_EQ((*in)->feed_literal(next).code(), Status::Code::kInvalid);
+    (*in)->discard();
+  }
+}
+
 TEST_F(InboundFileTest, EmptyFile) {
   const Bytes empty;
   auto in = begin("e.wav", empty);
