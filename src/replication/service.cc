@@ -12,6 +12,7 @@
 #include <list>
 #include <map>
 #include <random>
+#include <set>
 
 #include "delta/delta.h"
 #include "peer/connection.h"
@@ -38,7 +39,9 @@ constexpr auto kReplyTimeout = 120s;  // OFFER/END -> reply: covers the peer's f
 constexpr auto kIdlePing = 10s;       // sender pings an idle link this often
 constexpr auto kReceiverIdle = 45s;   // receiver drops a link silent this long
 constexpr size_t kReadChunk = 256 * 1024;
-constexpr size_t kSendChunk = 64 * 1024;  // governed unit: smooth rate, small bursts
+constexpr size_t kSendChunk = 64 * 1024;
+constexpr size_t kWindow = 4;  // transfers awaiting their ACK at once, per link  // governed unit:
+                               // smooth rate, small bursts
 constexpr int64_t kBackoffMinMs = 500, kBackoffMaxMs = 30'000;
 // A librsync signature with no blocks (empty basis) is its 12-byte header.
 constexpr uint64_t kEmptySignatureLen = 12;
@@ -144,6 +147,91 @@ bool sleep_or_stop(std::mutex& mu, std::condition_variable& cv, const bool& stop
   return cv.wait_for(l, d, [&] { return stop; });
 }
 
+// Runs the end of received transfers (InboundFile::finish: fsync, hash check,
+// rename, folder fsync; then the index row) on a few threads of its own, so
+// the receiving thread reads the next transfer meanwhile. The receiving
+// thread sends the verdicts (take_done). The destructor waits for every job:
+// a file being published is published even when the link is gone (the
+// sender re-offers it and gets an ACK at once).
+class Finisher {
+ public:
+  struct Verdict {
+    uint64_t id = 0;
+    Status status;  // OK = ACK
+  };
+  explicit Finisher(size_t threads) {
+    for (size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
+  }
+  ~Finisher() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  void submit(uint64_t id, std::string rel, std::function<Status()> job) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      jobs_.push_back({id, std::move(rel), std::move(job)});
+      pending_++;
+    }
+    cv_.notify_all();
+  }
+  // A job for rel is queued or running.
+  bool busy(const std::string& rel) {
+    std::lock_guard<std::mutex> l(mu_);
+    return rels_.count(rel) > 0 ||
+           std::any_of(jobs_.begin(), jobs_.end(), [&](const Job& j) { return j.rel == rel; });
+  }
+  size_t pending() {
+    std::lock_guard<std::mutex> l(mu_);
+    return pending_;
+  }
+  std::vector<Verdict> take_done() {
+    std::lock_guard<std::mutex> l(mu_);
+    std::vector<Verdict> out;
+    out.swap(done_);
+    return out;
+  }
+  void wait_done(std::chrono::milliseconds d) {
+    std::unique_lock<std::mutex> l(mu_);
+    done_cv_.wait_for(l, d, [&] { return !done_.empty(); });
+  }
+
+ private:
+  struct Job {
+    uint64_t id;
+    std::string rel;
+    std::function<Status()> fn;
+  };
+  void run() {
+    std::unique_lock<std::mutex> l(mu_);
+    while (true) {
+      cv_.wait(l, [&] { return stop_ || !jobs_.empty(); });
+      if (jobs_.empty()) return;  // stop_, and nothing left
+      Job j = std::move(jobs_.front());
+      jobs_.pop_front();
+      rels_.insert(j.rel);
+      l.unlock();
+      Status st = j.fn();
+      l.lock();
+      rels_.erase(rels_.find(j.rel));
+      done_.push_back({j.id, std::move(st)});
+      pending_--;
+      done_cv_.notify_all();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_, done_cv_;
+  std::deque<Job> jobs_;
+  std::multiset<std::string> rels_;
+  std::vector<Verdict> done_;
+  size_t pending_ = 0;
+  bool stop_ = false;
+  std::vector<std::thread> threads_;
+};
+
 }  // namespace
 
 const char* peer_state_name(PeerState s) {
@@ -220,8 +308,20 @@ struct Service::Impl {
   Status sender_session(PeerSlot& p, Connection& c, bool& greeted);
   Status send_governed(PeerSlot& p, Connection& c, FrameType t, uint64_t id,
                        std::span<const uint8_t> data, Priority prio);
-  // Offers one entry. A non-OK Status means the link is unusable.
-  Status transfer(PeerSlot& p, Connection& c, const QueueItem& q, uint64_t id);
+  // Up to kWindow offers wait for their verdicts at once, so the peer's
+  // fsyncs overlap the next transfer.
+  struct Awaiting;
+  struct SenderLink {
+    Connection& c;
+    std::map<uint64_t, Awaiting> awaiting;
+  };
+  // Offers one entry and streams its data; its verdict is left to come
+  // later (l.awaiting). A non-OK Status means the link is unusable.
+  Status transfer(PeerSlot& p, SenderLink& l, const QueueItem& q, uint64_t id);
+  // Handles an ACK/NACK of an awaiting transfer.
+  Status on_verdict(PeerSlot& p, SenderLink& l, const Frame& f);
+  // Blocks for the next verdict.
+  Status wait_verdict(PeerSlot& p, SenderLink& l);
   // Copies one hold change to the peer; OK once acked (or refused: logged).
   Status send_hold(PeerSlot& p, Connection& c, const HoldOp& h, uint64_t id);
   Status receive_hold(Connection& c, PeerSlot& p, const peer::HoldMsg& h);
@@ -231,7 +331,9 @@ struct Service::Impl {
   void acceptor_main();
   void receiver_main(Inbound* in, int fd, std::string remote);
   Status receiver_session(Connection& c, PeerSlot& p);
-  Status receive_offer(Connection& c, PeerSlot& p, const peer::OfferMsg& o);
+  Status receive_offer(Connection& c, PeerSlot& p, const peer::OfferMsg& o, Finisher& fin);
+  // Sends the verdicts of finished transfers.
+  Status send_verdicts(Connection& c, PeerSlot& p, Finisher& fin);
 };
 
 // ----------------------------------------------------------------- sender
@@ -289,7 +391,65 @@ void Service::Impl::defer(PeerSlot& p, const QueueItem& q, const std::string& wh
   p.st.last_error = q.rel + ": " + why;
 }
 
-Status Service::Impl::transfer(PeerSlot& p, Connection& c, const QueueItem& q, uint64_t id) {
+// An offer whose data went out and whose ACK/NACK has not come back yet.
+struct Service::Impl::Awaiting {
+  QueueItem q;
+  int64_t t0_ns = 0;
+  uint64_t sent = 0;       // payload bytes sent for it
+  uint64_t sig_bytes = 0;  // signature bytes received for it
+};
+
+Status Service::Impl::on_verdict(PeerSlot& p, SenderLink& l, const Frame& fm) {
+  uint64_t id = 0;
+  peer::NackMsg nack;
+  if (fm.type == FrameType::kNack) {
+    RECSYNC_RETURN_IF_ERROR(peer::decode(fm.payload, &nack));
+    id = nack.id;
+  } else {
+    peer::IdMsg m;
+    RECSYNC_RETURN_IF_ERROR(peer::decode(fm.payload, &m));
+    id = m.id;
+  }
+  auto it = l.awaiting.find(id);
+  if (it == l.awaiting.end())
+    return Status::corrupt(std::string(peer::frame_type_name(fm.type)) + " for unknown transfer " +
+                           std::to_string(id));
+  Awaiting a = std::move(it->second);
+  l.awaiting.erase(it);
+  if (fm.type == FrameType::kAck) {
+    RECSYNC_RETURN_IF_ERROR(store->queue_done(p.cfg.name, a.q.rel, a.q.hash));
+    {
+      std::lock_guard<std::mutex> g(mu);
+      p.st.acked_files++;
+      p.st.last_ack_ms = wall_ms();
+    }
+    if (a.t0_ns == 0) {
+      lg->info("replicated {} to {} (peer already had it)", a.q.rel, p.cfg.name);
+    } else {
+      lg->info("replicated {} to {} ({} bytes, {} sent, signature {} bytes, {:.0f} ms)", a.q.rel,
+               p.cfg.name, a.q.size, a.sent, a.sig_bytes, (steady_ns() - a.t0_ns) / 1e6);
+    }
+    return Status::ok();
+  }
+  std::string why = std::string(nack_name(nack.code)) + ": " + printable(nack.reason);
+  lg->warn("peer {} did not take {}: {}", p.cfg.name, a.q.rel, why);
+  defer(p, a.q, why);
+  return Status::ok();
+}
+
+Status Service::Impl::wait_verdict(PeerSlot& p, SenderLink& l) {
+  while (true) {
+    auto fr = l.c.recv(kReplyTimeout);
+    if (!fr) return fr.status().with_context("waiting for an ACK");
+    if (fr->type == FrameType::kPong) continue;
+    if (fr->type == FrameType::kAck || fr->type == FrameType::kNack) return on_verdict(p, l, *fr);
+    return Status::corrupt(std::string("unexpected ") + peer::frame_type_name(fr->type) +
+                           " while waiting for an ACK");
+  }
+}
+
+Status Service::Impl::transfer(PeerSlot& p, SenderLink& l, const QueueItem& q, uint64_t id) {
+  Connection& c = l.c;
   const std::string path = path_join(opt.archive_root, q.rel);
   auto f = env->open_read(path);
   if (!f) {
@@ -316,20 +476,22 @@ Status Service::Impl::transfer(PeerSlot& p, Connection& c, const QueueItem& q, u
                             ? Priority::kLive
                             : Priority::kBulk;
   {
-    std::lock_guard<std::mutex> l(mu);
+    std::lock_guard<std::mutex> g(mu);
     p.st.in_flight = InFlight{q.rel, q.size, 0, 0, wall_ms()};
   }
   struct ClearInFlight {
     Impl* i;
     PeerSlot& p;
     ~ClearInFlight() {
-      std::lock_guard<std::mutex> l(i->mu);
+      std::lock_guard<std::mutex> g(i->mu);
       p.st.in_flight.reset();
     }
   } clear{this, p};
-  const int64_t t0 = steady_ns();
+  Awaiting a;
+  a.q = q;
+  a.t0_ns = steady_ns();
   const uint64_t sent0 = [&] {
-    std::lock_guard<std::mutex> l(mu);
+    std::lock_guard<std::mutex> g(mu);
     return p.st.sent_bytes;
   }();
 
@@ -337,50 +499,43 @@ Status Service::Impl::transfer(PeerSlot& p, Connection& c, const QueueItem& q, u
   RECSYNC_RETURN_IF_ERROR(peer::encode(offer, body));
   RECSYNC_RETURN_IF_ERROR(c.send(FrameType::kOffer, body));
 
-  // The receiver answers ACK (has it), NACK, or its basis signature.
+  // The receiver answers ACK (has it), NACK, or its basis signature. Verdicts
+  // on earlier transfers may come first.
   delta::LoadedSignature sig;
-  uint64_t sig_bytes = 0;
   while (true) {
     auto fr = c.recv(kReplyTimeout);
     if (!fr) return fr.status().with_context("waiting for the answer to OFFER " + q.rel);
     Frame& fm = *fr;
-    if (fm.type == FrameType::kAck || fm.type == FrameType::kNack || fm.type == FrameType::kEnd) {
-      uint64_t got_id = 0;
-      peer::NackMsg nack;
-      if (fm.type == FrameType::kNack) {
-        RECSYNC_RETURN_IF_ERROR(peer::decode(fm.payload, &nack));
-        got_id = nack.id;
-      } else {
+    if (fm.type == FrameType::kPong) continue;
+    if (fm.type == FrameType::kAck || fm.type == FrameType::kNack) {
+      const bool mine = [&] {
         peer::IdMsg m;
-        RECSYNC_RETURN_IF_ERROR(peer::decode(fm.payload, &m));
-        got_id = m.id;
+        peer::NackMsg n;
+        if (fm.type == FrameType::kAck) return peer::decode(fm.payload, &m).is_ok() && m.id == id;
+        return peer::decode(fm.payload, &n).is_ok() && n.id == id;
+      }();
+      if (mine) {
+        a.t0_ns = 0;  // nothing was transferred
+        l.awaiting.emplace(id, std::move(a));
+        return on_verdict(p, l, fm);
       }
-      if (got_id != id) return Status::corrupt("reply for transfer " + std::to_string(got_id));
-      if (fm.type == FrameType::kAck) {
-        RECSYNC_RETURN_IF_ERROR(store->queue_done(p.cfg.name, q.rel, q.hash));
-        std::lock_guard<std::mutex> l(mu);
-        p.st.acked_files++;
-        p.st.last_ack_ms = wall_ms();
-        lg->info("replicated {} to {} (peer already had it)", q.rel, p.cfg.name);
-        return Status::ok();
-      }
-      if (fm.type == FrameType::kNack) {
-        lg->warn("peer {} refused {}: {} ({})", p.cfg.name, q.rel, nack_name(nack.code),
-                 nack.reason);
-        defer(p, q, std::string(nack_name(nack.code)) + ": " + nack.reason);
-        return Status::ok();
-      }
-      RECSYNC_RETURN_IF_ERROR(sig.feed({}, true));  // END of the signature
+      RECSYNC_RETURN_IF_ERROR(on_verdict(p, l, fm));
+      continue;
+    }
+    if (fm.type == FrameType::kEnd) {
+      peer::IdMsg m;
+      RECSYNC_RETURN_IF_ERROR(peer::decode(fm.payload, &m));
+      if (m.id != id) return Status::corrupt("END for transfer " + std::to_string(m.id));
+      RECSYNC_RETURN_IF_ERROR(sig.feed({}, true));
       break;
     }
-    if (fm.type == FrameType::kPong) continue;
     if (fm.type != FrameType::kSignature)
       return Status::corrupt(std::string("unexpected ") + peer::frame_type_name(fm.type) +
                              " while waiting for a signature");
     peer::ChunkMsg m;
     RECSYNC_RETURN_IF_ERROR(peer::decode(fm.payload, &m));
     if (m.id != id) return Status::corrupt("signature for transfer " + std::to_string(m.id));
-    sig_bytes += m.data.size();
+    a.sig_bytes += m.data.size();
     RECSYNC_RETURN_IF_ERROR(sig.feed(m.data, false));
   }
   if (!sig.ready()) return Status::corrupt("incomplete signature from the peer");
@@ -388,7 +543,7 @@ Status Service::Impl::transfer(PeerSlot& p, Connection& c, const QueueItem& q, u
   // Stream the delta (librsync, this thread) under the governor. Against an
   // empty basis (a signature of the header alone) a delta is all literal:
   // the file's bytes are sent as they are, without librsync (frame.h).
-  const bool literal = sig_bytes == kEmptySignatureLen;
+  const bool literal = a.sig_bytes == kEmptySignatureLen;
   std::optional<delta::DeltaJob> job;
   if (!literal) {
     auto j = delta::DeltaJob::create(sig);
@@ -397,7 +552,6 @@ Status Service::Impl::transfer(PeerSlot& p, Connection& c, const QueueItem& q, u
   }
   std::vector<uint8_t> in(kReadChunk), out;
   uint64_t read_total = 0;
-  Hasher hasher;
   bool eof = false;
   while (!eof) {
     auto n = (*f)->read(in.data(), in.size());
@@ -408,10 +562,9 @@ Status Service::Impl::transfer(PeerSlot& p, Connection& c, const QueueItem& q, u
       return n.status().with_context("read " + path);
     }
     eof = *n == 0;
-    hasher.update(in.data(), *n);
     read_total += *n;
     {
-      std::lock_guard<std::mutex> l(mu);
+      std::lock_guard<std::mutex> g(mu);
       if (p.st.in_flight) p.st.in_flight->read_bytes = read_total;
     }
     if (literal) {
@@ -430,43 +583,14 @@ Status Service::Impl::transfer(PeerSlot& p, Connection& c, const QueueItem& q, u
     RECSYNC_RETURN_IF_ERROR(peer::encode(peer::IdMsg{id}, end));
     RECSYNC_RETURN_IF_ERROR(c.send(FrameType::kEnd, end));
   }
-  const bool local_ok = read_total == q.size && hasher.hex() == q.hash;
-
-  // The verdict: ACK after the peer's fsync + rename, or NACK.
-  while (true) {
-    auto fr = c.recv(kReplyTimeout);
-    if (!fr) return fr.status().with_context("waiting for the ACK of " + q.rel);
-    if (fr->type == FrameType::kPong) continue;
-    if (fr->type == FrameType::kAck) {
-      peer::IdMsg m;
-      RECSYNC_RETURN_IF_ERROR(peer::decode(fr->payload, &m));
-      if (m.id != id) return Status::corrupt("ACK for transfer " + std::to_string(m.id));
-      RECSYNC_RETURN_IF_ERROR(store->queue_done(p.cfg.name, q.rel, q.hash));
-      uint64_t sent;
-      {
-        std::lock_guard<std::mutex> l(mu);
-        p.st.acked_files++;
-        p.st.last_ack_ms = wall_ms();
-        sent = p.st.sent_bytes - sent0;
-      }
-      const double ms = (steady_ns() - t0) / 1e6;
-      lg->info("replicated {} to {} ({} bytes, {} sent, signature {} bytes, {:.0f} ms)", q.rel,
-               p.cfg.name, q.size, sent, sig_bytes, ms);
-      return Status::ok();
-    }
-    if (fr->type == FrameType::kNack) {
-      peer::NackMsg nack;
-      RECSYNC_RETURN_IF_ERROR(peer::decode(fr->payload, &nack));
-      if (nack.id != id) return Status::corrupt("NACK for transfer " + std::to_string(nack.id));
-      std::string why = std::string(nack_name(nack.code)) + ": " + nack.reason;
-      if (!local_ok) why += " (the local archive copy no longer matches its recorded hash)";
-      lg->warn("peer {} did not take {}: {}", p.cfg.name, q.rel, why);
-      defer(p, q, why);
-      return Status::ok();
-    }
-    return Status::corrupt(std::string("unexpected ") + peer::frame_type_name(fr->type) +
-                           " while waiting for an ACK");
+  {
+    std::lock_guard<std::mutex> g(mu);
+    a.sent = p.st.sent_bytes - sent0;
   }
+  // The verdict (ACK after the peer's fsync + rename) comes later: the next
+  // offer goes out meanwhile.
+  l.awaiting.emplace(id, std::move(a));
+  return Status::ok();
 }
 
 Status Service::Impl::send_hold(PeerSlot& p, Connection& c, const HoldOp& h, uint64_t id) {
@@ -530,35 +654,57 @@ Status Service::Impl::sender_session(PeerSlot& p, Connection& c, bool& greeted) 
     p.st.last_error.clear();
   }
   lg->info("connected to peer {} at {} ({})", p.cfg.name, c.remote(), c.peer_fingerprint());
+  SenderLink l{c, {}};
   uint64_t next_id = 1;
   auto last_traffic = std::chrono::steady_clock::now();
   while (true) {
     uint64_t seq;
     {
-      std::lock_guard<std::mutex> l(mu);
+      std::lock_guard<std::mutex> g(mu);
       if (stop) return Status::ok();
       seq = queue_seq;
     }
-    // Hold changes first: they are tiny and protect recordings.
+    // Hold changes first: they are tiny and protect recordings. Sent with no
+    // transfer awaiting its verdict, so their answer is the next frame.
     auto hold = store->hold_ops_next(p.cfg.name);
     if (!hold) return hold.status().with_context("hold queue");
     if (hold->has_value()) {
+      while (!l.awaiting.empty()) RECSYNC_RETURN_IF_ERROR(wait_verdict(p, l));
       RECSYNC_RETURN_IF_ERROR(send_hold(p, c, **hold, next_id++));
       last_traffic = std::chrono::steady_clock::now();
       continue;
     }
-    auto item = store->queue_next(p.cfg.name, wall_ms(), opt.live_window.count());
-    if (!item) return item.status().with_context("replication queue");
-    if (item->has_value()) {
-      RECSYNC_RETURN_IF_ERROR(transfer(p, c, **item, next_id++));
+    if (l.awaiting.size() >= kWindow) {
+      RECSYNC_RETURN_IF_ERROR(wait_verdict(p, l));
+      continue;
+    }
+    // The next entry not already awaiting its verdict.
+    auto batch =
+        store->queue_batch(p.cfg.name, wall_ms(), opt.live_window.count(), l.awaiting.size() + 1);
+    if (!batch) return batch.status().with_context("replication queue");
+    const QueueItem* next = nullptr;
+    for (const QueueItem& q : *batch) {
+      bool busy = false;
+      for (auto& [id, a] : l.awaiting) busy |= a.q.rel == q.rel;
+      if (!busy) {
+        next = &q;
+        break;
+      }
+    }
+    if (next) {
+      RECSYNC_RETURN_IF_ERROR(transfer(p, l, *next, next_id++));
       last_traffic = std::chrono::steady_clock::now();
+      continue;
+    }
+    if (!l.awaiting.empty()) {
+      RECSYNC_RETURN_IF_ERROR(wait_verdict(p, l));
       continue;
     }
     // Idle: wait for new entries (or a deferred one falling due), keep the
     // link checked with PINGs.
     {
-      std::unique_lock<std::mutex> l(mu);
-      cv.wait_for(l, 1s, [&] { return stop || queue_seq != seq; });
+      std::unique_lock<std::mutex> g(mu);
+      cv.wait_for(g, 1s, [&] { return stop || queue_seq != seq; });
       if (stop) return Status::ok();
     }
     if (c.readable_now()) {
@@ -578,7 +724,7 @@ Status Service::Impl::sender_session(PeerSlot& p, Connection& c, bool& greeted) 
       peer::PingMsg pong;
       if (fr->type != FrameType::kPong || !peer::decode(fr->payload, &pong) || pong.nonce != nonce)
         return Status::corrupt("bad PONG");
-      std::lock_guard<std::mutex> l(mu);
+      std::lock_guard<std::mutex> g(mu);
       p.st.rtt_ms =
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
       last_traffic = std::chrono::steady_clock::now();
@@ -642,7 +788,27 @@ void Service::Impl::sender_main(PeerSlot* pp) {
 
 // --------------------------------------------------------------- receiver
 
-Status Service::Impl::receive_offer(Connection& c, PeerSlot& p, const peer::OfferMsg& o) {
+Status Service::Impl::send_verdicts(Connection& c, PeerSlot& p, Finisher& fin) {
+  for (auto& v : fin.take_done()) {
+    std::vector<uint8_t> body;
+    if (v.status.is_ok()) {
+      RECSYNC_RETURN_IF_ERROR(peer::encode(peer::IdMsg{v.id}, body));
+      RECSYNC_RETURN_IF_ERROR(c.send(FrameType::kAck, body));
+      continue;
+    }
+    peer::NackMsg m;
+    m.id = v.id;
+    m.code = nack_code_for(v.status);
+    m.reason = v.status.message().substr(0, peer::kMaxReasonLen);
+    lg->warn("peer {}: transfer {} failed: {}", p.cfg.name, v.id, v.status.message());
+    RECSYNC_RETURN_IF_ERROR(peer::encode(m, body));
+    RECSYNC_RETURN_IF_ERROR(c.send(FrameType::kNack, body));
+  }
+  return Status::ok();
+}
+
+Status Service::Impl::receive_offer(Connection& c, PeerSlot& p, const peer::OfferMsg& o,
+                                    Finisher& fin) {
   auto nack = [&](uint8_t code, const std::string& reason) {
     lg->warn("peer {}: refused {}: {}", p.cfg.name, printable(o.path), printable(reason));
     std::vector<uint8_t> body;
@@ -673,6 +839,12 @@ Status Service::Impl::receive_offer(Connection& c, PeerSlot& p, const peer::Offe
 
   if (Status s = peer::validate_peer_path(o.path); !s)
     return nack(peer::NackMsg::kRefused, s.message());
+  // One InboundFile per path at a time: a re-offer of a path still being
+  // finished waits for it.
+  while (fin.busy(o.path)) {
+    RECSYNC_RETURN_IF_ERROR(send_verdicts(c, p, fin));
+    fin.wait_done(50ms);
+  }
   auto in =
       InboundFile::begin(env, opt.archive_root, o.path, o.size, hash, o.mtime_ns, opt.inbound);
   if (!in) return nack(nack_code_for(in.status()), in.status().message());
@@ -703,6 +875,7 @@ Status Service::Impl::receive_offer(Connection& c, PeerSlot& p, const peer::Offe
   Status patch_err;  // a patch error: drain the delta, then NACK
   uint64_t delta_bytes = 0;
   while (true) {
+    RECSYNC_RETURN_IF_ERROR(send_verdicts(c, p, fin));
     auto fr = c.recv(kReceiverIdle);
     if (!fr) {
       if (patch_err.is_ok()) {
@@ -737,22 +910,29 @@ Status Service::Impl::receive_offer(Connection& c, PeerSlot& p, const peer::Offe
     break;
   }
   if (!patch_err.is_ok()) return nack(nack_code_for(patch_err), patch_err.message());
-  auto r = (*in)->finish();
-  if (!r) return nack(nack_code_for(r.status()), r.status().message());
-  if (Status s = record(*r); !s) {
-    // The file is published and whole: the index is rebuilt from disk at the
-    // next start, so ack anyway (the copy is what counts).
-    lg->error("received {} but could not index it: {}", r->rel, s.message());
-  }
-  {
-    std::lock_guard<std::mutex> l(mu);
-    p.st.received_files++;
-  }
-  const double ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  lg->info("received {} from {} ({} bytes, {} delta bytes, basis {} bytes, {:.0f} ms)", r->rel,
-           p.cfg.name, o.size, delta_bytes, (*in)->basis_size(), ms);
-  return send_id(FrameType::kAck);
+  std::shared_ptr<InboundFile> file = std::move(*in);
+  fin.submit(o.id, o.path, [this, &p, file, record, o, t0, delta_bytes]() -> Status {
+    auto r = file->finish();
+    if (!r) {
+      lg->warn("peer {}: refused {}: {}", p.cfg.name, printable(o.path), r.status().message());
+      return r.status();
+    }
+    if (Status s = record(*r); !s) {
+      // The file is published and whole: the index is rebuilt from disk at
+      // the next start, so ack anyway (the copy is what counts).
+      lg->error("received {} but could not index it: {}", r->rel, s.message());
+    }
+    {
+      std::lock_guard<std::mutex> l(mu);
+      p.st.received_files++;
+    }
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    lg->info("received {} from {} ({} bytes, {} delta bytes, basis {} bytes, {:.0f} ms)", r->rel,
+             p.cfg.name, o.size, delta_bytes, file->basis_size(), ms);
+    return Status::ok();
+  });
+  return Status::ok();
 }
 
 Status Service::Impl::receive_hold(Connection& c, PeerSlot& p, const peer::HoldMsg& h) {
@@ -802,9 +982,18 @@ Status Service::Impl::receiver_session(Connection& c, PeerSlot& p) {
   if (h.version != peer::kProtocolVersion)
     return Status::refused("peer speaks protocol version " + std::to_string(h.version));
   lg->info("peer {} connected from {}", p.cfg.name, c.remote());
+  Finisher fin(kWindow);
+  auto last = std::chrono::steady_clock::now();
   while (true) {
-    auto f = c.recv(kReceiverIdle);
-    if (!f) return f.status();
+    RECSYNC_RETURN_IF_ERROR(send_verdicts(c, p, fin));
+    auto f = c.recv(fin.pending() ? 20ms : kReceiverIdle);
+    if (!f) {
+      if (f.status().code() == Status::Code::kBusy &&
+          (fin.pending() > 0 || std::chrono::steady_clock::now() - last < kReceiverIdle))
+        continue;
+      return f.status();
+    }
+    last = std::chrono::steady_clock::now();
     switch (f->type) {
       case FrameType::kPing: {
         peer::PingMsg m;
@@ -823,7 +1012,7 @@ Status Service::Impl::receiver_session(Connection& c, PeerSlot& p) {
       case FrameType::kOffer: {
         peer::OfferMsg o;
         RECSYNC_RETURN_IF_ERROR(peer::decode(f->payload, &o));
-        RECSYNC_RETURN_IF_ERROR(receive_offer(c, p, o));
+        RECSYNC_RETURN_IF_ERROR(receive_offer(c, p, o, fin));
         break;
       }
       default:

@@ -373,35 +373,54 @@ QueueItem read_queue_item(sqlite3_stmt* s) {
 
 Result<std::optional<QueueItem>> StateStore::queue_next(const std::string& peer, int64_t now_ms,
                                                         int64_t live_window_ms) {
+  auto b = queue_batch(peer, now_ms, live_window_ms, 1);
+  if (!b) return b.status();
+  if (b->empty()) return std::optional<QueueItem>();
+  return std::optional<QueueItem>(std::move(b->front()));
+}
+
+Result<std::vector<QueueItem>> StateStore::queue_batch(const std::string& peer, int64_t now_ms,
+                                                       int64_t live_window_ms, size_t limit) {
   std::lock_guard<std::mutex> l(mu_);
+  std::vector<QueueItem> out;
   // Fresh live entries first (oldest of them first), so a backlog left by a
   // peer outage does not delay calls that just ended; then everything due in
   // (prio, age) order.
   auto fresh = stmt(
       "SELECT peer, rel, size, hash, mtime_ns, enqueued_ms, prio, attempts, next_try_ms, "
       "last_error FROM repl_queue WHERE peer = ?1 AND prio = 0 AND enqueued_ms >= ?2 "
-      "ORDER BY enqueued_ms LIMIT 1");
+      "ORDER BY enqueued_ms LIMIT ?3");
   if (!fresh) return fresh.status();
   {
     Use u(*fresh);
     bind_text(u.get(), 1, peer);
     sqlite3_bind_int64(u.get(), 2, now_ms - live_window_ms);
-    int rc = sqlite3_step(u.get());
-    if (rc == SQLITE_ROW) return std::optional<QueueItem>(read_queue_item(u.get()));
-    if (rc != SQLITE_DONE) return error(rc, "queue_next");
+    sqlite3_bind_int64(u.get(), 3, static_cast<int64_t>(limit));
+    int rc;
+    while ((rc = sqlite3_step(u.get())) == SQLITE_ROW) out.push_back(read_queue_item(u.get()));
+    if (rc != SQLITE_DONE) return error(rc, "queue_batch");
   }
+  if (out.size() >= limit) return out;
   auto any = stmt(
       "SELECT peer, rel, size, hash, mtime_ns, enqueued_ms, prio, attempts, next_try_ms, "
       "last_error FROM repl_queue WHERE peer = ?1 AND next_try_ms <= ?2 "
-      "ORDER BY prio, enqueued_ms LIMIT 1");
+      "ORDER BY prio, enqueued_ms LIMIT ?3");
   if (!any) return any.status();
   Use u(*any);
   bind_text(u.get(), 1, peer);
   sqlite3_bind_int64(u.get(), 2, now_ms);
-  int rc = sqlite3_step(u.get());
-  if (rc == SQLITE_ROW) return std::optional<QueueItem>(read_queue_item(u.get()));
-  if (rc != SQLITE_DONE) return error(rc, "queue_next");
-  return std::optional<QueueItem>();
+  // Fresh ones may come again in this walk: ask for enough to fill up.
+  sqlite3_bind_int64(u.get(), 3, static_cast<int64_t>(limit + out.size()));
+  const size_t n_fresh = out.size();
+  int rc = SQLITE_DONE;
+  while (out.size() < limit && (rc = sqlite3_step(u.get())) == SQLITE_ROW) {
+    QueueItem q = read_queue_item(u.get());
+    bool dup = false;
+    for (size_t i = 0; i < n_fresh; ++i) dup |= out[i].rel == q.rel;
+    if (!dup) out.push_back(std::move(q));
+  }
+  if (out.size() < limit && rc != SQLITE_DONE) return error(rc, "queue_batch");
+  return out;
 }
 
 Status StateStore::queue_done(const std::string& peer, const std::string& rel,

@@ -139,6 +139,11 @@ class StateStore {
   // by (prio, enqueued_ms). nullopt when nothing is due.
   Result<std::optional<QueueItem>> queue_next(const std::string& peer, int64_t now_ms,
                                               int64_t live_window_ms);
+  // Up to `limit` entries in the order queue_next would offer them (fresh
+  // live entries, then everything due by (prio, age)), no duplicates. The
+  // sender skips those already in flight.
+  Result<std::vector<QueueItem>> queue_batch(const std::string& peer, int64_t now_ms,
+                                             int64_t live_window_ms, size_t limit);
   // The peer acked (peer, rel) with this hash: the entry goes. An entry
   // re-queued meanwhile with other content stays.
   Status queue_done(const std::string& peer, const std::string& rel, const std::string& hash);

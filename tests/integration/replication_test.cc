@@ -684,6 +684,7 @@ Outcome offer(RawPeer& c, const std::string& path, const std::string& content,
     return r;
   }
   delta::LoadedSignature sig;
+  size_t sig_bytes = 0;
   for (;;) {
     auto f = c.recv(15s);
     if (!f) {
@@ -704,7 +705,8 @@ Outcome offer(RawPeer& c, const std::string& path, const std::string& content,
       case peer::FrameType::kSignature: {
         r.got_signature = true;
         peer::ChunkMsg m;
-        if (!peer::decode(f->payload, &m) || !sig.feed(m.data, false)) {
+        if (peer::decode(f->payload, &m)) sig_bytes += m.data.size();
+        if (!m.data.size() || !sig.feed(m.data, false)) {
           r.kind = Outcome::kUnexpected;
           r.detail = "bad SIGNATURE";
           return r;
@@ -718,10 +720,15 @@ Outcome offer(RawPeer& c, const std::string& path, const std::string& content,
           r.detail = "incomplete signature";
           return r;
         }
-        auto job = delta::DeltaJob::create(sig);
+        // Against an empty basis (a 12-byte signature) the protocol sends
+        // the bytes as they are; otherwise a librsync delta.
         std::vector<uint8_t> d;
-        if (!job || !job->feed({reinterpret_cast<const uint8_t*>(content.data()), content.size()},
-                               true, d)) {
+        auto job = delta::DeltaJob::create(sig);
+        if (sig_bytes == 12) {
+          d.assign(content.begin(), content.end());
+        } else if (!job ||
+                   !job->feed({reinterpret_cast<const uint8_t*>(content.data()), content.size()},
+                              true, d)) {
           r.kind = Outcome::kUnexpected;
           r.detail = "delta failed";
           return r;
