@@ -8,7 +8,7 @@ binaries, makes the work folder and cleans up after a crash of this script.
    to READY=1, peak RSS, time to drain the spool and to reconcile the
    archive; first start (fresh state) and restart (state DB built).
 3. retention: one pass over the 500,000 archived recordings, mtimes spread
-   over 30 days, keep = 15d, pace = 0.
+   over 30 days (--expire daily: 16 days), keep = 15d, pace = 0.
 
 Every wait is bounded; every mount, loop device, daemon and temp folder is
 undone in `finally` (and by run.sh's trap if this process dies). Exit codes:
@@ -414,7 +414,7 @@ def run_startup(env, label, spool, archive, state, n_spool, want_archive):
     return r
 
 
-def bench_startup_and_retention(env, q, res, startup=True, retime="folders"):
+def bench_startup_and_retention(env, q, res, startup=True, retime="folders", expire="half"):
     """Fills res as it goes, so a broken run still reports what it measured.
     Without startup, the retention daemon adopts the archive itself first."""
     n_arch = 50_000 if q else 500_000
@@ -455,7 +455,11 @@ def bench_startup_and_retention(env, q, res, startup=True, retime="folders"):
             for dd in os.listdir(os.path.join(archive, y, m)):
                 if f"{y}/{m}/{dd}" not in day_dirs:
                     shutil.rmtree(os.path.join(archive, y, m, dd))
-    out = sh([mk, "retime", archive, "30", "15", retime], timeout=1800).stdout.split()
+    # half: a 30-day spread, half expires (a first pass, or one after a long
+    # stop); daily: a 16-day spread, about 1/16 expires (the steady-state
+    # daily pass over a full 15-day archive).
+    span = "16" if expire == "daily" else "30"
+    out = sh([mk, "retime", archive, span, "15", retime], timeout=1800).stdout.split()
     files, older = int(out[1]), int(out[3])
     if files != n_arch:
         raise BenchError(f"retention: {files} files to re-date, wanted {n_arch}")
@@ -493,7 +497,7 @@ def bench_startup_and_retention(env, q, res, startup=True, retime="folders"):
         "pruned_total": s["retention"]["pruned_total"], "left": left, "audit_lines": audit_lines,
         "s": dt, "rss_kib": hwm, "rss_lifetime_kib": max(hwm_before or 0, hwm or 0),
         "reconcile_s": t_rec, "auto_pass_first": auto_first, "stop_s": stop_s, "load": la,
-        "retime": retime, "state": "built" if startup else "fresh"}
+        "retime": retime, "expire": expire, "state": "built" if startup else "fresh"}
     log(f"retention: {s['retention']['last_pruned']} of {files} pruned (expected {older}) in "
         f"{dt:.2f} s, peak RSS {hwm} KiB; {left} left; restart reconcile took {t_rec:.1f} s")
     if s["retention"]["last_pruned"] != older or left != files - older:
@@ -517,7 +521,8 @@ def report(args, machine, res):
     cmd = "sudo bench/run.sh" + (" --quick" if args.quick else "") + \
           (f" --repeat {args.repeat}" if args.repeat != 1 else "") + \
           (f" --only {args.only}" if args.only else "") + \
-          (f" --retime {args.retime}" if args.retime != "folders" else "")
+          (f" --retime {args.retime}" if args.retime != "folders" else "") + \
+          (f" --expire {args.expire}" if args.expire != "half" else "")
     lines.append(f"# recsync benchmark results ({'quick' if args.quick else 'full'})\n")
     lines.append(f"- command: `{cmd}`")
     lines.append(f"- date: {machine['date']}")
@@ -562,7 +567,9 @@ def report(args, machine, res):
                "time order as the date layout keeps them" if r["retime"] == "folders" else
                "ages scrambled across folders (an adopted tree whose folders say nothing about "
                "the recording time: each batch of deletions touches many folders)")
-        lines.append(f"mtimes spread over 30 days ({how}); keep = 15d, pace = 0; `recsync prune`, then "
+        span = ("16 days (a steady-state daily pass: about 1/16 expired)"
+                if r.get("expire") == "daily" else "30 days (half expired)")
+        lines.append(f"mtimes spread over {span} ({how}); keep = 15d, pace = 0; `recsync prune`, then "
                      "`status --json` polled until the pass ends. Peak RSS reset just before the pass.\n")
         lines.append("| pass time | pruned (expected) | left | audit lines | peak RSS during pass | peak RSS of the run |")
         lines.append("|---|---|---|---|---|---|")
@@ -589,7 +596,8 @@ def report(args, machine, res):
                          f"{mark(r['rss_kib'] * 1024 < 64 * MB)} |")
     if s and "retention" in s:
         r = s["retention"]
-        lines.append(f"| retention pass < 10 s | {r['s']:.2f} s | {mark(r['s'] < 10)} |")
+        lines.append(f"| retention pass < 10 s{' (daily)' if r.get('expire') == 'daily' else ''} | "
+                     f"{r['s']:.2f} s | {mark(r['s'] < 10)} |")
         lines.append(f"| RSS < 64 MB (retention) | {r['rss_lifetime_kib'] * 1024 / MB:.1f} MB | "
                      f"{mark(r['rss_lifetime_kib'] * 1024 < 64 * MB)} |")
     return "\n".join(lines) + "\n"
@@ -606,6 +614,8 @@ def main():
                     help="one benchmark; startup includes the retention pass")
     ap.add_argument("--retime", choices=["folders", "scrambled"], default="folders",
                     help="retention: mtimes follow the date folders (default) or ignore them")
+    ap.add_argument("--expire", choices=["half", "daily"], default="half",
+                    help="retention: half of the archive expired (default) or a daily pass (~1/16)")
     ap.add_argument("--time-limit", type=int, default=3600)
     ap.add_argument("--logs", help="copy every recsyncd log into this folder")
     args = ap.parse_args()
@@ -640,7 +650,8 @@ def main():
         if args.only in (None, "startup", "retention"):
             res["startup"] = {}
             bench_startup_and_retention(env, args.quick, res["startup"],
-                                        startup=args.only != "retention", retime=args.retime)
+                                        startup=args.only != "retention", retime=args.retime,
+                                        expire=args.expire)
             cleanup.run_all()
     except (BenchError, subprocess.TimeoutExpired, OSError, KeyboardInterrupt) as e:
         log(f"BROKEN RUN: {e}")

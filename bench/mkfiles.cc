@@ -11,9 +11,11 @@
 //     keeping clear of the hour either side of KEEP_DAYS ago, so the count
 //     older than KEEP_DAYS does not depend on when the retention pass runs.
 //     "folders" (default): a file in a YYYY/MM/DD folder k days before today
-//     gets an age in [2(k-1), 2k) days, so folders stay in time order as the
-//     date layout keeps them (a 15-day tree becomes a 30-day one); files
-//     elsewhere are treated as "scrambled". "scrambled": ages spread evenly
+//     gets an age in [(k-1)w, kw) days, w = DAYS / KEEP_DAYS, so folders stay
+//     in time order as the date layout keeps them (with DAYS 30, KEEP_DAYS 15
+//     a 15-day tree becomes a 30-day one and half of it is older than 15
+//     days; with DAYS 16 the oldest folder, about 1/16, is: a daily pass);
+//     files elsewhere are treated as "scrambled". "scrambled": ages spread evenly
 //     over DAYS days regardless of the folder (an adopted tree whose folders
 //     say nothing about the recording time). Prints "files N older K".
 //
@@ -159,9 +161,9 @@ struct Retimer {
       if (e->d_type != DT_REG) continue;
       // Even spread over the span (or over the folder's two days), in a
       // scrambled order.
-      int64_t age = k >= 1
-                        ? 120 + (k - 1) * 2 * kDay + int64_t(mix(files) % uint64_t(2 * kDay - 240))
-                        : 120 + int64_t(mix(files) % uint64_t(span - 240));
+      const int64_t w = span / (keep / kDay);  // a folder's share of the span
+      int64_t age = k >= 1 ? 120 + (k - 1) * w + int64_t(mix(files) % uint64_t(w - 240))
+                           : 120 + int64_t(mix(files) % uint64_t(span - 240));
       if (age > keep - 3600 && age < keep + 3600) age += 7200;
       struct timespec ts[2];
       ts[0].tv_sec = ts[1].tv_sec = now - age;

@@ -11,16 +11,52 @@
 
 namespace recsync {
 
+namespace {
+
+// Appends s as a JSON string. Plain printable ASCII (every name recsync
+// writes) is copied as is; anything else goes through nlohmann, which
+// escapes control characters and replaces invalid UTF-8 with U+FFFD, so the
+// output is the same as a full nlohmann dump either way.
+void append_json_string(std::string& out, const std::string& s) {
+  bool plain = true;
+  for (unsigned char c : s) {
+    if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
+      plain = false;
+      break;
+    }
+  }
+  if (plain) {
+    out += '"';
+    out += s;
+    out += '"';
+    return;
+  }
+  out += nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace
+
+void append_audit_json_line(std::string& out, const AuditRow& row) {
+  // Field order and format as nlohmann::ordered_json would print them.
+  out += "{\"path\":";
+  append_json_string(out, row.rel);
+  out += ",\"size\":";
+  out += std::to_string(row.size);
+  out += ",\"hash\":";
+  append_json_string(out, row.hash);
+  out += ",\"rec_time\":\"";
+  out += iso8601_utc_ms(row.rec_time_ms);
+  out += "\",\"deleted_at\":\"";
+  out += iso8601_utc_ms(row.deleted_ms);
+  out += "\",\"policy\":";
+  append_json_string(out, row.policy);
+  out += '}';
+}
+
 std::string audit_json_line(const AuditRow& row) {
-  nlohmann::ordered_json j;
-  j["path"] = row.rel;
-  j["size"] = row.size;
-  j["hash"] = row.hash;
-  j["rec_time"] = iso8601_utc_ms(row.rec_time_ms);
-  j["deleted_at"] = iso8601_utc_ms(row.deleted_ms);
-  j["policy"] = row.policy;
-  // Invalid UTF-8 in a file name must not abort a prune: replace it.
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  std::string out;
+  append_audit_json_line(out, row);
+  return out;
 }
 
 Result<AuditLog> AuditLog::open(const std::string& path) {
@@ -47,8 +83,9 @@ AuditLog::~AuditLog() {
 Status AuditLog::append(const std::vector<AuditRow>& rows) {
   if (rows.empty()) return Status::ok();
   std::string buf;
+  buf.reserve(rows.size() * 200);
   for (const AuditRow& r : rows) {
-    buf += audit_json_line(r);
+    append_audit_json_line(buf, r);
     buf += '\n';
   }
   const char* p = buf.data();

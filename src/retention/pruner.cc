@@ -15,6 +15,8 @@ namespace {
 using SteadyClock = std::chrono::steady_clock;
 constexpr auto kSleepSlice = std::chrono::milliseconds(20);
 
+double secs(SteadyClock::duration d) { return std::chrono::duration<double>(d).count(); }
+
 int64_t to_ms(WallTime t) {
   return std::chrono::duration_cast<Millis>(t.time_since_epoch()).count();
 }
@@ -73,6 +75,68 @@ struct DeeperFirst {
   }
 };
 
+// Runs a batch's store work (its audit-table rows, then the removal of its
+// recordings' rows, each one transaction) on one background thread while
+// the pruner goes on with the next batch's checks and unlinks: on a 2-core
+// node the SQLite work and the unlinks then overlap. At most one batch is in
+// flight, so memory stays at two batches. submit() and finish() return the
+// previous batch's result; a failure ends the run at the next call.
+class StoreWriter {
+ public:
+  explicit StoreWriter(StateStore* store) : store_(store) {}
+  ~StoreWriter() { (void)finish(); }
+  StoreWriter(const StoreWriter&) = delete;
+  StoreWriter& operator=(const StoreWriter&) = delete;
+
+  Status submit(std::vector<AuditRow> audit, std::vector<std::string> gone) {
+    Status prev = finish();
+    if (!prev) return prev;
+    thread_ = std::thread([this, audit = std::move(audit), gone = std::move(gone)] {
+      auto t0 = SteadyClock::now();
+      Status s = store_->append_audit(audit);
+      if (s) s = store_->remove_recordings(gone);
+      busy_ += SteadyClock::now() - t0;
+      result_ = std::move(s);
+    });
+    return Status::ok();
+  }
+  // Waits for the batch in flight; its result.
+  Status finish() {
+    if (thread_.joinable()) thread_.join();
+    Status s = std::move(result_);
+    result_ = Status::ok();
+    return s;
+  }
+  SteadyClock::duration busy() const { return busy_; }
+
+ private:
+  StateStore* store_;
+  std::thread thread_;
+  Status result_ = Status::ok();
+  SteadyClock::duration busy_{};
+};
+
+// Raises the store's page cache for the recording deletions and puts the
+// old size back (releasing the memory) when done, also on an error return.
+class CacheBoost {
+ public:
+  CacheBoost(StateStore* store, int64_t kib) : store_(store) {
+    if (kib <= 0) return;
+    auto old = store_->cache_kib();
+    if (!old || *old >= kib) return;
+    if (store_->set_cache_kib(kib)) old_kib_ = *old;
+  }
+  ~CacheBoost() {
+    if (old_kib_ > 0) (void)store_->set_cache_kib(old_kib_);
+  }
+  CacheBoost(const CacheBoost&) = delete;
+  CacheBoost& operator=(const CacheBoost&) = delete;
+
+ private:
+  StateStore* store_;
+  int64_t old_kib_ = 0;
+};
+
 class PruneRun {
  public:
   PruneRun(Env* env, StateStore* store, const std::string& root, const std::string& audit_path,
@@ -88,6 +152,8 @@ class PruneRun {
         dry_run_(dry_run),
         stop_(stop),
         pacer_(pace),
+        batch_size_(pace > 0 ? std::clamp<size_t>(size_t(pace), 1, Pruner::kBatch)
+                             : Pruner::kBatch),
         log_(log::get("retention")) {}
 
   Result<PruneReport> run() {
@@ -104,15 +170,43 @@ class PruneRun {
     if (!hold_rows) return hold_rows.status();
     const HoldSet holds(*hold_rows);
 
-    RECSYNC_RETURN_IF_ERROR(prune_recordings(now, holds));
+    {
+      CacheBoost boost(store_, dry_run_ ? 0 : Pruner::kPassCacheKib);
+      StoreWriter writer(store_);
+      writer_ = &writer;
+      Status s = prune_recordings(now, holds);
+      Status p = submit_pending();  // also after an error: those files are gone
+      Status w = writer.finish();
+      writer_ = nullptr;
+      timing_.rows = writer.busy();
+      RECSYNC_RETURN_IF_ERROR(s);
+      RECSYNC_RETURN_IF_ERROR(p);
+      RECSYNC_RETURN_IF_ERROR(w);
+    }
+    auto t0 = SteadyClock::now();
     if (!stop_.load()) RECSYNC_RETURN_IF_ERROR(sweep_temps());
+    timing_.sweep += SteadyClock::now() - t0;
+    t0 = SteadyClock::now();
     if (!dry_run_) RECSYNC_RETURN_IF_ERROR(remove_empty_dirs());
+    timing_.dirs += SteadyClock::now() - t0;
     rep_.stopped = stop_.load();
     if (!dry_run_) RECSYNC_RETURN_IF_ERROR(record_meta());
     log_->info("prune {}: {} recordings ({} bytes) {}, {} held, {} temps, {} folders, {} errors{}",
                dry_run_ ? "dry run" : "done", rep_.removed, rep_.bytes,
                dry_run_ ? "would go" : "removed", rep_.held, rep_.temps_removed, rep_.dirs_removed,
                rep_.errors, rep_.stopped ? " (stopped)" : "");
+    if (rep_.changed > 0)
+      log_->warn(
+          "prune: {} recordings left alone because their files changed since they were "
+          "indexed (the next archive scan re-indexes them)",
+          rep_.changed);
+    log_->debug(
+        "prune timing (s): query {:.3f}, check {:.3f}, audit log {:.3f}, unlink {:.3f}, sync "
+        "{:.3f}, store (background) {:.3f}, waited for it {:.3f}, temp sweep {:.3f}, folders "
+        "{:.3f}",
+        secs(timing_.query), secs(timing_.check), secs(timing_.audit), secs(timing_.unlink),
+        secs(timing_.sync), secs(timing_.rows), secs(timing_.wait), secs(timing_.sweep),
+        secs(timing_.dirs));
     return std::move(rep_);
   }
 
@@ -120,13 +214,21 @@ class PruneRun {
   Status prune_recordings(WallTime now, const HoldSet& holds) {
     const int64_t cutoff = retention_cutoff_ms(now, policy_);
     int64_t after_time = StateStore::kFirstTime, after_id = 0;
+    std::vector<RecordingRow> batch;
+    batch.reserve(batch_size_);
     while (!stop_.load()) {
+      auto t0 = SteadyClock::now();
       auto chunk = store_->older_than(cutoff, after_time, after_id, Pruner::kChunk);
+      timing_.query += SteadyClock::now() - t0;
       if (!chunk) return chunk.status();
+      RECSYNC_RETURN_IF_ERROR(submit_pending());
       if (chunk->empty()) break;
       after_time = chunk->back().rec_time_ms;
       after_id = chunk->back().id;
+      const bool last = chunk->size() < Pruner::kChunk;
       PlanResult plan = plan_retention(*chunk, holds, now, policy_);
+      chunk->clear();
+      chunk->shrink_to_fit();
       rep_.held += plan.held.size();
       if (dry_run_) {
         for (RecordingRow& r : plan.remove) {
@@ -135,9 +237,9 @@ class PruneRun {
           if (rep_.would_remove.size() < Pruner::kDryRunCap)
             rep_.would_remove.push_back(std::move(r));
         }
+        if (last) break;
         continue;
       }
-      std::vector<RecordingRow> batch;
       for (RecordingRow& r : plan.remove) {
         if (!is_safe_rel(r.rel)) {
           rep_.errors++;
@@ -145,61 +247,136 @@ class PruneRun {
           continue;
         }
         batch.push_back(std::move(r));
-        if (batch.size() == Pruner::kBatch) {
+        if (batch.size() >= batch_size_) {
           RECSYNC_RETURN_IF_ERROR(delete_batch(batch));
           batch.clear();
         }
       }
-      if (!batch.empty()) RECSYNC_RETURN_IF_ERROR(delete_batch(batch));
-      if (chunk->size() < Pruner::kChunk) break;
+      if (last) break;
     }
-    return Status::ok();
+    if (!batch.empty()) RECSYNC_RETURN_IF_ERROR(delete_batch(batch));
+    return submit_pending();
   }
+
+  // One file of a batch, after the identity check.
+  struct Victim {
+    const RecordingRow* row;
+    uint64_t ino;
+    bool present;  // false: the file was already gone
+  };
 
   Status delete_batch(const std::vector<RecordingRow>& batch) {
     if (stop_.load()) return Status::ok();
+    // 1. Identity: only the file the row describes goes. A regular file of
+    //    the row's size and mtime (rec_time_ms is the file's mtime, set by
+    //    the archiver and the inbound path, read back by reconcile); anything
+    //    else (replaced, rewritten, touched, not a file) is left with its row
+    //    for the next reconcile to re-index. This lstat also brings the inode
+    //    into the cache, so the unlink below does not wait for it.
+    auto t0 = SteadyClock::now();
+    std::vector<Victim> victims;
+    victims.reserve(batch.size());
     std::vector<AuditRow> audit;
     audit.reserve(batch.size());
     const int64_t deleted_ms = to_ms(env_->now());
-    for (const RecordingRow& r : batch)
+    for (const RecordingRow& r : batch) {
+      auto st = env_->lstat(path_join(root_, r.rel));
+      uint64_t ino = 0;
+      bool present = false;
+      if (st) {
+        if (!st->is_reg || st->size != r.size || st->mtime_ns / 1'000'000 != r.rec_time_ms) {
+          rep_.changed++;
+          log_->warn("not pruning {}: the file changed since it was indexed ({} bytes, mtime {})",
+                     r.rel, st->size, iso8601_utc_ms(st->mtime_ns / 1'000'000));
+          continue;
+        }
+        ino = st->ino;
+        present = true;
+      } else if (st.status().code() != Status::Code::kNotFound) {
+        rep_.errors++;
+        log_->warn("prune {}: {}", r.rel, st.status().to_string());
+        continue;
+      }
+      victims.push_back({&r, ino, present});
       audit.push_back({r.rel, r.size, r.hash, r.rec_time_ms, deleted_ms, policy_str_});
+    }
+    timing_.check += SteadyClock::now() - t0;
+    if (victims.empty()) return Status::ok();
+
+    // 2. Write-ahead audit: durable in the log file before any of these
+    //    files is touched. (The store's audit table gets the same rows with
+    //    the row removals, below.)
+    t0 = SteadyClock::now();
     RECSYNC_RETURN_IF_ERROR(ensure_audit_log());
     RECSYNC_RETURN_IF_ERROR(audit_->append(audit));
-    RECSYNC_RETURN_IF_ERROR(store_->append_audit(audit));
+    timing_.audit += SteadyClock::now() - t0;
 
-    std::set<std::string> touched;
-    std::vector<std::string> gone;  // rows removed in one transaction below
-    for (const RecordingRow& r : batch) {
+    // 3. Unlink folder by folder in inode order (what rm -r does for big
+    //    folders): neighbouring inodes share inode-table and bitmap blocks.
+    t0 = SteadyClock::now();
+    std::sort(victims.begin(), victims.end(), [](const Victim& a, const Victim& b) {
+      std::string_view da = dir_part(a.row->rel), db = dir_part(b.row->rel);
+      return da != db ? da < db : a.ino < b.ino;
+    });
+    std::vector<std::string> touched;  // folders ("" = the root), sorted by the above
+    std::vector<std::string> gone;     // rows removed in one transaction below
+    gone.reserve(victims.size());
+    for (const Victim& v : victims) {
+      const RecordingRow& r = *v.row;
       if (!pacer_.wait(stop_)) break;
-      Status s = env_->unlink(path_join(root_, r.rel));
+      Status s = v.present ? env_->unlink(path_join(root_, r.rel)) : Status::ok();
       if (!s && s.code() != Status::Code::kNotFound) {
         rep_.errors++;
         log_->warn("prune {}: {}", r.rel, s.to_string());
         continue;
       }
+      const bool already_gone = !v.present || !s;
       gone.push_back(r.rel);
       rep_.removed++;
       rep_.bytes += r.size;
       log_->info("pruned {} ({} bytes, recorded {}){}", r.rel, r.size,
-                 iso8601_utc_ms(r.rec_time_ms), s ? "" : " (already gone)");
-      std::string dir = path_dirname(r.rel);
-      if (dir != ".") {
-        touched.insert(dir);
-        add_dir_chain(dir);
-      } else {
-        touched.insert("");
+                 iso8601_utc_ms(r.rec_time_ms), already_gone ? " (already gone)" : "");
+      std::string dir(dir_part(r.rel));
+      if (touched.empty() || touched.back() != dir) {
+        if (!dir.empty()) add_dir_chain(dir);
+        touched.push_back(std::move(dir));
       }
     }
-    // A crash before this commit leaves rows whose files are gone: the next
-    // pass finds them "already gone" and removes them.
-    RECSYNC_RETURN_IF_ERROR(store_->remove_recordings(gone));
-    // Make the unlinks durable, so a crash cannot bring back a file whose
-    // row is gone (the next scan would adopt it and prune it again).
+    timing_.unlink += SteadyClock::now() - t0;
+
+    // 4. Make the unlinks durable, so a crash cannot bring back a file whose
+    //    row is gone (the next scan would adopt it and prune it again), then
+    //    drop the rows. A crash before the commit leaves rows whose files are
+    //    gone: the next pass finds them "already gone" and removes them.
+    t0 = SteadyClock::now();
     for (const std::string& d : touched) {
       Status s = env_->sync_dir(d.empty() ? root_ : path_join(root_, d));
       if (!s && s.code() != Status::Code::kNotFound) log_->warn("{}", s.to_string());
     }
+    timing_.sync += SteadyClock::now() - t0;
+    // In rel order: neighbouring index entries share pages. The store work
+    // is handed to the background writer after the next chunk is read (the
+    // read needs the store too), so it overlaps the next batch.
+    std::sort(gone.begin(), gone.end());
+    RECSYNC_RETURN_IF_ERROR(submit_pending());
+    pending_ = Pending{std::move(audit), std::move(gone)};
     return Status::ok();
+  }
+
+  // Hands the held-back store work of the last batch to the writer.
+  Status submit_pending() {
+    if (!pending_) return Status::ok();
+    auto t0 = SteadyClock::now();
+    Status s = writer_->submit(std::move(pending_->audit), std::move(pending_->gone));
+    pending_.reset();
+    timing_.wait += SteadyClock::now() - t0;
+    return s;
+  }
+
+  // "a/b/c.wav" -> "a/b"; "c.wav" -> "" (the root).
+  static std::string_view dir_part(const std::string& rel) {
+    size_t slash = rel.rfind('/');
+    return slash == std::string::npos ? std::string_view() : std::string_view(rel.data(), slash);
   }
 
   Status sweep_temps() {
@@ -323,10 +500,23 @@ class PruneRun {
   const bool dry_run_;
   const std::atomic<bool>& stop_;
   Pacer pacer_;
+  const size_t batch_size_;
   std::shared_ptr<spdlog::logger> log_;
+  // Where a run's time goes, for the debug line at its end.
+  struct {
+    SteadyClock::duration query{}, check{}, audit{}, unlink{}, sync{}, rows{}, wait{}, sweep{},
+        dirs{};
+  } timing_;
   int64_t now_ms_ = 0;
   PruneReport rep_;
   std::optional<AuditLog> audit_;
+  StoreWriter* writer_ = nullptr;  // set while prune_recordings() runs
+  // The last batch's store work, not yet handed to writer_.
+  struct Pending {
+    std::vector<AuditRow> audit;
+    std::vector<std::string> gone;
+  };
+  std::optional<Pending> pending_;
   std::set<std::string, DeeperFirst> dirs_;
 };
 

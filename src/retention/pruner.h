@@ -5,13 +5,30 @@
 //   1. Refuses (report.refused set, nothing touched) when clock_refusal()
 //      says the clock cannot be trusted or retention is disabled.
 //   2. Walks store->older_than(now - keep) in chunks of kChunk rows, plans
-//      each chunk, and deletes the plan's files in batches of kBatch: FIRST
-//      the batch's audit lines are appended to the audit log and fsynced
-//      (and to the store's audit table), THEN each file is unlinked through
-//      Env (ENOENT = already gone, fine; any other error is counted in
-//      report.errors and the file and its row are kept), its row removed,
-//      and folders left empty are removed bottom-up (never the archive root,
-//      never top-level lost+found), each parent fsynced.
+//      each chunk, and deletes the plan's files in batches (kBatch unpaced,
+//      pace_per_s when paced). Per batch:
+//        a. identity check: each file is lstat'ed; only a regular file whose
+//           size and mtime (ms) still equal the row's size and rec_time_ms
+//           is deleted. A changed file keeps its row and file (counted in
+//           report.changed, warned; the next archive scan re-indexes it); a
+//           missing one is "already gone" (its row goes, with an audit line).
+//        b. write-ahead audit: the batch's lines are appended to the audit
+//           log in one write and fsynced BEFORE any of its files is
+//           unlinked (the audit log is the record of every deletion);
+//        c. unlinks through Env, folder by folder in inode order (ENOENT =
+//           already gone, fine; any other error is counted in report.errors
+//           and the file and its row are kept), one info line per file;
+//        d. each touched folder is fsynced; then, on a background thread
+//           while the next batch goes on, the batch's audit rows are added to
+//           the store's audit table and the removed files' rows deleted (one
+//           transaction each). At most one batch is in flight; run() returns
+//           only after it is committed. A crash before that commit leaves
+//           rows whose files are gone: the next pass finds them "already
+//           gone", audits them again and removes them.
+//      Folders left empty are removed bottom-up at the end of the run (never
+//      the archive root, never top-level lost+found), each parent fsynced.
+//      During step 2 the store's page cache is raised to kPassCacheKib (and
+//      restored after), so a batch's pages are written once per commit.
 //   3. Removes abandoned temp files (names.h is_temp_name) whose mtime is
 //      older than tmp_grace, and empty folders not modified for tmp_grace
 //      (left by an interrupted run); younger ones belong to live transfers.
@@ -30,6 +47,8 @@
 //
 // Thread safety: one run() at a time per Pruner; call it from a worker
 // thread (it sleeps and does blocking I/O). env and store must outlive it.
+// run() starts one helper thread per batch for the store work and joins it
+// before returning.
 // Errors: a store or audit-log failure ends the run with that Status (no
 // file is ever deleted without its audit line); per-file errors are counted.
 #include <atomic>
@@ -47,6 +66,9 @@ namespace recsync {
 
 struct PruneReport {
   uint64_t removed = 0, bytes = 0, held = 0, temps_removed = 0, dirs_removed = 0, errors = 0;
+  // Rows left alone because their file is no longer the one indexed (size
+  // or mtime differ, or not a regular file); the next archive scan re-indexes.
+  uint64_t changed = 0;
   std::string refused;                     // why nothing was pruned ("" = the run went ahead)
   std::vector<RecordingRow> would_remove;  // dry run only, capped at kDryRunCap
   bool stopped = false;                    // the stop flag ended the run early
@@ -54,9 +76,14 @@ struct PruneReport {
 
 class Pruner {
  public:
-  static constexpr size_t kChunk = 1000;  // rows read from the store at a time
-  static constexpr size_t kBatch = 1000;  // deletions per audit fsync and DB transaction
+  static constexpr size_t kChunk = 10000;  // rows read from the store at a time
+  // Deletions per audit fsync, folder fsync and DB transaction when unpaced;
+  // a paced run uses pace_per_s (about one batch a second, at least 1).
+  static constexpr size_t kBatch = 10000;
   static constexpr size_t kDryRunCap = 10000;
+  // The store's page cache during the deletions (restored after): a batch's
+  // index and table pages then stay in memory until its commit.
+  static constexpr int64_t kPassCacheKib = 16 * 1024;
 
   // archive_root: the archive folder (rows' rel are relative to it).
   // audit_log_path: the JSON-lines audit log (Config::audit_log_path()).

@@ -58,11 +58,20 @@ class PrunerTest : public ::testing::Test {
     r.archived_at_ms = r.rec_time_ms + 1000;
     if (on_disk) {
       fs::create_directories(fs::path(root_ + "/" + rel).parent_path());
-      std::ofstream f(root_ + "/" + rel, std::ios::binary);
-      f << std::string(size, 'x');
+      {
+        std::ofstream f(root_ + "/" + rel, std::ios::binary);
+        f << std::string(size, 'x');
+      }
+      set_mtime_ms(rel, r.rec_time_ms);  // as the archiver leaves it
     }
     EXPECT_TRUE(store_->upsert_recording(r));
     return r;
+  }
+  void set_mtime_ms(const std::string& rel, int64_t ms) {
+    struct timespec ts[2];
+    ts[0].tv_sec = ts[1].tv_sec = ms / 1000;
+    ts[0].tv_nsec = ts[1].tv_nsec = (ms % 1000) * 1000000;
+    ASSERT_EQ(::utimensat(AT_FDCWD, (root_ + "/" + rel).c_str(), ts, 0), 0) << rel;
   }
   // A file whose mtime is age_ms before the fixed now.
   void add_temp(const std::string& rel, int64_t age_ms) {
@@ -284,20 +293,24 @@ TEST_F(PrunerTest, DisabledRetentionRefuses) {
 }
 
 TEST_F(PrunerTest, ManyRowsAcrossChunksAndBatches) {
-  // Index-only rows (ENOENT on unlink) keep this fast while crossing the
-  // 1000-row chunk and 100-row batch boundaries; every 7th is held.
-  const int kRows = 2500;
+  // Index-only rows (already gone) keep this fast while crossing the chunk
+  // and batch boundaries; every 7th is held.
+  const int kRows = int(2 * std::max(Pruner::kChunk, Pruner::kBatch) + 500);
+  std::vector<RecordingRow> rows;
   for (int i = 0; i < kRows; ++i) {
     RecordingRow r;
     r.rel = "old/" + std::to_string(i) + ".wav";
     r.name = std::to_string(i);
     r.size = 1;
     r.rec_time_ms = kNowMs - 20 * kDay + (i % 10);  // many ties on time
-    ASSERT_TRUE(store_->upsert_recording(r));
+    rows.push_back(r);
     if (i % 7 == 0) {
       ASSERT_TRUE(store_->add_hold({r.name, "", 0}));
     }
   }
+  auto gen = store_->begin_scan();
+  ASSERT_TRUE(gen);
+  ASSERT_TRUE(store_->scan_seen(rows, *gen));
   const int held = (kRows + 6) / 7;
   auto rep = pruner().run(false, stop_);
   ASSERT_TRUE(rep) << rep.status().to_string();
@@ -361,6 +374,135 @@ TEST_F(PrunerTest, StopFlagEndsTheRunAndTheNextOneResumes) {
   auto total = store_->get_meta("pruned_total");
   ASSERT_TRUE(total && total->has_value());
   EXPECT_EQ(**total, std::to_string(kFiles));
+}
+
+TEST_F(PrunerTest, ChangedFileIsLeftAloneWithItsRow) {
+  RecordingRow grown = add("2024/05/01/grown.wav", 31 * kDay, 10);
+  RecordingRow touched = add("2024/05/01/touched.wav", 31 * kDay, 10);
+  RecordingRow same = add("2024/05/01/same.wav", 31 * kDay, 10);
+  {
+    // Rewritten with more content, mtime put back: the size differs.
+    std::ofstream f(root_ + "/" + grown.rel, std::ios::binary | std::ios::app);
+    f << "more";
+  }
+  set_mtime_ms(grown.rel, grown.rec_time_ms);
+  // Same size, a newer mtime (replaced by another recording of that name).
+  set_mtime_ms(touched.rel, kNowMs - kHour);
+
+  auto rep = pruner().run(false, stop_);
+  ASSERT_TRUE(rep) << rep.status().to_string();
+  EXPECT_EQ(rep->removed, 1u);
+  EXPECT_EQ(rep->changed, 2u);
+  EXPECT_EQ(rep->errors, 0u);
+  EXPECT_FALSE(on_disk(same.rel));
+  EXPECT_FALSE(in_store(same.rel));
+  for (const RecordingRow* r : {&grown, &touched}) {
+    EXPECT_TRUE(on_disk(r->rel)) << r->rel;
+    EXPECT_TRUE(in_store(r->rel)) << r->rel;
+  }
+  // Only the deleted one is in the audit.
+  auto lines = audit_lines();
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0]["path"], same.rel);
+}
+
+TEST_F(PrunerTest, PacedRunAuditsOldestFirstAndRestoresTheCache) {
+  // Across several folders, paced (unlinks in folder and inode order, not
+  // in time order): the audit still lists them oldest first, all are gone,
+  // and the store's page cache is back to what it was.
+  const int kFiles = 30;
+  std::vector<std::string> rels;
+  for (int i = 0; i < kFiles; ++i) {
+    RecordingRow r =
+        add("2024/05/0" + std::to_string(1 + i % 3) + "/b" + std::to_string(i) + ".wav",
+            20 * kDay + i, 3);
+    rels.push_back(r.rel);
+  }
+  auto before = store_->cache_kib();
+  ASSERT_TRUE(before);
+  auto rep = pruner(/*pace=*/1000).run(false, stop_);
+  ASSERT_TRUE(rep) << rep.status().to_string();
+  EXPECT_EQ(rep->removed, uint64_t(kFiles));
+  EXPECT_EQ(rep->changed, 0u);
+  auto lines = audit_lines();
+  ASSERT_EQ(lines.size(), size_t(kFiles));
+  // Oldest first in the audit, as planned.
+  for (int i = 0; i < kFiles; ++i) EXPECT_EQ(lines[i]["path"], rels[kFiles - 1 - i]);
+  for (const std::string& rel : rels) EXPECT_FALSE(on_disk(rel)) << rel;
+  auto s = store_->stats();
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->files, 0u);
+  auto after = store_->cache_kib();
+  ASSERT_TRUE(after);
+  EXPECT_EQ(*after, *before);
+}
+
+// The filesystem seam, checking the write-ahead rule at every unlink: the
+// file's audit line must already be in the audit log.
+class AuditCheckingEnv : public FaultEnv {
+ public:
+  AuditCheckingEnv(Env* base, std::string audit_path, std::string root)
+      : FaultEnv(base), audit_path_(std::move(audit_path)), root_(std::move(root)) {}
+  Status unlink(const std::string& path) override {
+    std::ifstream f(audit_path_);
+    std::string all((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    std::string rel = path.substr(root_.size() + 1);
+    if (all.find("{\"path\":\"" + rel + "\"") == std::string::npos) unaudited++;
+    return FaultEnv::unlink(path);
+  }
+  int unaudited = 0;
+
+ private:
+  std::string audit_path_, root_;
+};
+
+TEST_F(PrunerTest, EveryUnlinkIsAuditedFirst) {
+  for (int i = 0; i < 40; ++i)
+    add("2024/05/0" + std::to_string(1 + i % 4) + "/w" + std::to_string(i) + ".wav", 20 * kDay, 2);
+  AuditCheckingEnv env(Env::posix(), audit_path_, root_);
+  env.set_now(WallTime(Millis(kNowMs)));
+  Pruner p(&env, store_.get(), root_, audit_path_, kPolicy, /*pace=*/0, kGrace);
+  auto rep = p.run(false, stop_);
+  ASSERT_TRUE(rep) << rep.status().to_string();
+  EXPECT_EQ(rep->removed, 40u);
+  EXPECT_EQ(env.unlinks.load(), 40);
+  EXPECT_EQ(env.unaudited, 0);
+}
+
+TEST_F(PrunerTest, AuditWriteFailureDeletesNothing) {
+  add("2024/05/01/a.wav", 31 * kDay);
+  // The audit log cannot be opened (its folder is a file): the run fails
+  // and the recording stays.
+  audit_path_ = base_ + "/not-a-folder/audit.log";
+  std::ofstream(base_ + "/not-a-folder") << "x";
+  auto rep = pruner().run(false, stop_);
+  EXPECT_FALSE(rep);
+  EXPECT_TRUE(on_disk("2024/05/01/a.wav"));
+  EXPECT_TRUE(in_store("2024/05/01/a.wav"));
+  EXPECT_EQ(env_.unlinks.load(), 0);
+}
+
+TEST(AuditLine, MatchesNlohmannForAnyName) {
+  // The hand-built line must be what nlohmann::ordered_json prints.
+  const std::string names[] = {"2024/05/01/a.wav",       "odd \"name\"\n.wav", "tab\there\\back",
+                               "caf\xc3\xa9.wav",  // valid UTF-8
+                               "bad\xff\xfe.wav",  // invalid UTF-8: replaced
+                               std::string("nul\0x", 5), "del\x7f.wav",        ""};
+  for (const std::string& n : names) {
+    AuditRow r{n, 18446744073709551615ull, "h\"x", -1, 1717200000123, "retention keep=15d"};
+    nlohmann::ordered_json j;
+    j["path"] = r.rel;
+    j["size"] = r.size;
+    j["hash"] = r.hash;
+    j["rec_time"] = iso8601_utc_ms(r.rec_time_ms);
+    j["deleted_at"] = iso8601_utc_ms(r.deleted_ms);
+    j["policy"] = r.policy;
+    EXPECT_EQ(audit_json_line(r), j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))
+        << n;
+    std::string appended = "x";
+    append_audit_json_line(appended, r);
+    EXPECT_EQ(appended, "x" + audit_json_line(r));
+  }
 }
 
 TEST(AuditLine, EscapesAndFormats) {
