@@ -13,6 +13,13 @@ inline constexpr std::string_view kTempPrefix = ".recsync-tmp.";
 inline bool is_temp_name(std::string_view basename) {
   return basename.substr(0, kTempPrefix.size()) == kTempPrefix;
 }
+// Partial files of interrupted peer transfers (replication/inbound_file.h):
+// kept as resume bases, removed by the retention temp sweep after tmp_grace
+// without progress.
+inline constexpr std::string_view kPartPrefix = ".recsync-part.";
+inline bool is_part_name(std::string_view basename) {
+  return basename.substr(0, kPartPrefix.size()) == kPartPrefix;
+}
 // Hidden files (leading '.') are never recordings.
 inline bool is_hidden_name(std::string_view basename) {
   return !basename.empty() && basename.front() == '.';

@@ -49,17 +49,15 @@
 #include "delta/delta.h"
 #include "recsync/env.h"
 #include "recsync/hash.h"
+#include "recsync/names.h"
 #include "recsync/status.h"
 
 namespace recsync::replication {
 
-// Prefix of receive partials; distinct from kTempPrefix (names.h) so that
-// the startup reconcile's removal of old temps leaves them alone.
-inline constexpr std::string_view kPartPrefix = ".recsync-part.";
-
-inline bool is_part_name(std::string_view basename) {
-  return basename.substr(0, kPartPrefix.size()) == kPartPrefix;
-}
+// Receive partials use names.h kPartPrefix, distinct from kTempPrefix so
+// that the startup reconcile's removal of old temps leaves them alone.
+using recsync::is_part_name;
+using recsync::kPartPrefix;
 
 // Longest file name accepted: NAME_MAX minus the in-progress name's overhead
 // (".recsync-part." + "." + 16 hex digits = 31 bytes).

@@ -407,7 +407,7 @@ class PruneRun {
         DirEntry::Type type = e.type;
         std::optional<FileStat> st;
         if (type == DirEntry::Type::kUnknown ||
-            (type == DirEntry::Type::kFile && is_temp_name(e.name))) {
+            (type == DirEntry::Type::kFile && (is_temp_name(e.name) || is_part_name(e.name)))) {
           auto r = env_->lstat(path_join(root_, crel));
           if (!r) continue;  // vanished under us
           st = *r;
@@ -419,7 +419,10 @@ class PruneRun {
           stack.push_back(crel);
           continue;
         }
-        if (type != DirEntry::Type::kFile || !is_temp_name(e.name) || !st) continue;
+        // Archive temps, and partials of peer transfers that made no
+        // progress within the grace time (the sender gave up or was pruned).
+        if (type != DirEntry::Type::kFile || !(is_temp_name(e.name) || is_part_name(e.name)) || !st)
+          continue;
         int64_t age_ms = now_ms_ - st->mtime_ns / 1'000'000;
         if (age_ms <= grace) continue;
         if (dry_run_) {

@@ -199,6 +199,20 @@ TEST_F(PrunerTest, AbandonedTempsGoLiveOnesStay) {
   EXPECT_TRUE(audit_lines().empty());  // temps are not recordings
 }
 
+TEST_F(PrunerTest, StalePeerTransferPartialsGoFreshOnesStay) {
+  add_temp("2024/05/31/.recsync-part.call.wav", kHour);  // a transfer may resume
+  add_temp("2024/05/31/.recsync-part.call.wav.0123456789abcdef", kHour);
+  add_temp("2024/05/20/.recsync-part.gone.wav", 2 * kDay);  // never resumed
+  add_temp("2024/05/20/.recsync-part.gone.wav.fedcba9876543210", 2 * kDay);
+  auto rep = pruner().run(false, stop_);
+  ASSERT_TRUE(rep) << rep.status().to_string();
+  EXPECT_EQ(rep->temps_removed, 2u);
+  EXPECT_TRUE(on_disk("2024/05/31/.recsync-part.call.wav"));
+  EXPECT_TRUE(on_disk("2024/05/31/.recsync-part.call.wav.0123456789abcdef"));
+  EXPECT_FALSE(fs::exists(root_ + "/2024/05/20"));
+  EXPECT_TRUE(audit_lines().empty());
+}
+
 TEST_F(PrunerTest, DryRunDeletesNothing) {
   add("2024/05/01/a.wav", 31 * kDay, 10);
   add("2024/05/02/b.wav", 30 * kDay, 20);
