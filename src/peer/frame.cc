@@ -205,18 +205,28 @@ Status decode(std::span<const uint8_t> body, OfferMsg* m) {
   return r.expect_end("OFFER");
 }
 
-Status encode(const ChunkMsg& m, std::vector<uint8_t>& out) {
-  RECSYNC_RETURN_IF_ERROR(check_len(m.data.size(), kMaxChunk, "chunk"));
+Status encode_chunk(uint64_t id, std::span<const uint8_t> data, std::vector<uint8_t>& out) {
+  RECSYNC_RETURN_IF_ERROR(check_len(data.size(), kMaxChunk, "chunk"));
   WireWriter w(out);
-  w.u64(m.id);
-  w.bytes(m.data);
+  w.u64(id);
+  w.bytes(data);
   return Status::ok();
 }
-Status decode(std::span<const uint8_t> body, ChunkMsg* m) {
+Status decode_chunk_view(std::span<const uint8_t> body, uint64_t* id,
+                         std::span<const uint8_t>* data) {
   WireReader r(body);
-  RECSYNC_RETURN_IF_ERROR(r.u64(&m->id, "chunk id"));
-  RECSYNC_RETURN_IF_ERROR(r.bytes(&m->data, kMaxChunk, "chunk data"));
+  RECSYNC_RETURN_IF_ERROR(r.u64(id, "chunk id"));
+  RECSYNC_RETURN_IF_ERROR(r.bytes_view(data, kMaxChunk, "chunk data"));
   return r.expect_end("chunk");
+}
+Status encode(const ChunkMsg& m, std::vector<uint8_t>& out) {
+  return encode_chunk(m.id, m.data, out);
+}
+Status decode(std::span<const uint8_t> body, ChunkMsg* m) {
+  std::span<const uint8_t> view;
+  RECSYNC_RETURN_IF_ERROR(decode_chunk_view(body, &m->id, &view));
+  m->data.assign(view.begin(), view.end());
+  return Status::ok();
 }
 
 Status encode(const IdMsg& m, std::vector<uint8_t>& out) {

@@ -186,6 +186,13 @@ Status decode(std::span<const uint8_t> body, NackMsg* m);
 Status decode(std::span<const uint8_t> body, PingMsg* m);
 Status decode(std::span<const uint8_t> body, HoldMsg* m);
 
+// Without copying the data: encode_chunk appends a SIGNATURE/DELTA body for
+// (id, data) to out; decode_chunk_view points `data` into `body` (valid while
+// body lives). Same limits and errors as the ChunkMsg codecs.
+Status encode_chunk(uint64_t id, std::span<const uint8_t> data, std::vector<uint8_t>& out);
+Status decode_chunk_view(std::span<const uint8_t> body, uint64_t* id,
+                         std::span<const uint8_t>* data);
+
 // Encodes a body and wraps it in a frame of the given type, appended to out.
 template <typename Msg>
 Status encode_message(FrameType type, const Msg& m, std::vector<uint8_t>& out) {

@@ -345,11 +345,9 @@ Status Service::Impl::send_governed(PeerSlot& p, Connection& c, FrameType t, uin
   const size_t unit = rate == 0 ? kSendChunk : std::clamp<size_t>(rate / 4, 1024, kSendChunk);
   while (true) {
     const size_t n = std::min(data.size(), unit);
-    peer::ChunkMsg m;
-    m.id = id;
-    m.data.assign(data.begin(), data.begin() + n);
     std::vector<uint8_t> body;
-    RECSYNC_RETURN_IF_ERROR(peer::encode(m, body));
+    body.reserve(n + 12);
+    RECSYNC_RETURN_IF_ERROR(peer::encode_chunk(id, data.first(n), body));
     // Wait for tokens for the whole frame payload.
     uint64_t need = body.size(), got = 0;
     std::optional<Governor::Waiter> waiting;
@@ -825,15 +823,17 @@ Status Service::Impl::receive_offer(Connection& c, PeerSlot& p, const peer::Offe
     return c.send(t, body);
   };
   const std::string hash = bytes_to_hash(o.hash);
-  auto record = [&](const InboundResult& r) -> Status {
+  // By value: it also runs on a Finisher thread after this function returns.
+  auto record = [this, hash, mtime_ns = o.mtime_ns,
+                 origin = p.cfg.name](const InboundResult& r) -> Status {
     RecordingRow row;
     row.rel = r.rel;
     row.name = recording_id(path_basename(r.rel));
     row.size = r.size;
     row.hash = hash;
-    row.rec_time_ms = o.mtime_ns / 1'000'000;
+    row.rec_time_ms = mtime_ns / 1'000'000;
     row.archived_at_ms = wall_ms();
-    row.origin = p.cfg.name;
+    row.origin = origin;
     return store->upsert_recording(row);
   };
 
@@ -886,17 +886,19 @@ Status Service::Impl::receive_offer(Connection& c, PeerSlot& p, const peer::Offe
       }
       return fr.status();
     }
-    peer::ChunkMsg m;
     if (fr->type == FrameType::kDelta) {
-      RECSYNC_RETURN_IF_ERROR(peer::decode(fr->payload, &m));
-      if (m.id != o.id) return Status::corrupt("DELTA for transfer " + std::to_string(m.id));
-      delta_bytes += m.data.size();
+      uint64_t chunk_id = 0;
+      std::span<const uint8_t> data;
+      RECSYNC_RETURN_IF_ERROR(peer::decode_chunk_view(fr->payload, &chunk_id, &data));
+      if (chunk_id != o.id)
+        return Status::corrupt("DELTA for transfer " + std::to_string(chunk_id));
+      delta_bytes += data.size();
       {
         std::lock_guard<std::mutex> l(mu);
         p.st.received_bytes += fr->payload.size();
       }
       if (patch_err.is_ok()) {
-        patch_err = literal ? (*in)->feed_literal(m.data) : (*in)->feed_delta(m.data);
+        patch_err = literal ? (*in)->feed_literal(data) : (*in)->feed_delta(data);
         if (!patch_err.is_ok()) (*in)->discard();
       }
       continue;
