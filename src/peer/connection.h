@@ -51,6 +51,8 @@ Result<int> listen_tcp(const std::string& address, int backlog = 16);
 
 // The local port a bound socket got (useful after binding port 0).
 Result<uint16_t> bound_port(int fd);
+// "1.2.3.4:5678" / "[::1]:5678" for an IPv4/IPv6 socket address.
+std::string format_sockaddr(const sockaddr_storage& ss);
 
 // Lets another thread abort a connect()/accept() handshake or accept_tcp()
 // in progress (e.g. the daemon stopping). Owns an eventfd that is part of

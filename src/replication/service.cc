@@ -1,7 +1,5 @@
 #include "replication/service.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -110,20 +108,6 @@ uint8_t nack_code_for(const Status& s) {
     default:
       return peer::NackMsg::kRetry;
   }
-}
-
-std::string address_text(const sockaddr_storage& ss) {
-  char host[INET6_ADDRSTRLEN] = "?";
-  uint16_t port = 0;
-  if (ss.ss_family == AF_INET) {
-    auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
-    inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
-    port = ntohs(a->sin_port);
-    return std::string(host) + ":" + std::to_string(port);
-  }
-  auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
-  inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
-  return "[" + std::string(host) + "]:" + std::to_string(ntohs(a->sin6_port));
 }
 
 // A peer-supplied string made safe for one log line: control bytes as \xNN,
@@ -1084,7 +1068,7 @@ void Service::Impl::acceptor_main() {
     socklen_t len = sizeof ss;
     int fd = ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_CLOEXEC);
     if (fd < 0) continue;
-    std::string remote = address_text(ss);
+    std::string remote = peer::format_sockaddr(ss);
     std::lock_guard<std::mutex> l(mu);
     if (inbound.size() >= static_cast<size_t>(kMaxInbound)) {
       lg->warn("refused connection from {}: {} links open already", remote, kMaxInbound);
