@@ -69,6 +69,18 @@ class File {
   virtual void release_lease() = 0;
 };
 
+// A folder held open for many operations on its entries (what rm and find
+// do with openat/unlinkat): the folder's path is walked once, not once per
+// entry. name is a single entry, never a path with '/'. Errors name the
+// whole path. Belongs to one thread at a time.
+class Dir {
+ public:
+  virtual ~Dir() = default;
+  virtual const std::string& path() const = 0;
+  virtual Result<FileStat> lstat(const std::string& name) = 0;
+  virtual Status unlink(const std::string& name) = 0;
+};
+
 class Env {
  public:
   virtual ~Env() = default;
@@ -86,6 +98,8 @@ class Env {
   virtual Status mkdirs(const std::string& path, mode_t mode) = 0;
   virtual Status sync_dir(const std::string& path) = 0;
   virtual Result<FileStat> lstat(const std::string& path) = 0;
+  // Opens a folder (O_DIRECTORY, not following a symlink at path).
+  virtual Result<std::unique_ptr<Dir>> open_dir(const std::string& path) = 0;
   virtual Result<std::vector<DirEntry>> list_dir(const std::string& path) = 0;
   virtual Result<FsUsage> fs_usage(const std::string& path) = 0;
   virtual WallTime now() = 0;
@@ -122,6 +136,8 @@ class FaultEnv : public Env {
   Status mkdirs(const std::string& path, mode_t mode) override;
   Status sync_dir(const std::string& path) override;
   Result<FileStat> lstat(const std::string& path) override { return base_->lstat(path); }
+  // The Dir's calls go through this Env's lstat() and unlink() (by path).
+  Result<std::unique_ptr<Dir>> open_dir(const std::string& path) override;
   Result<std::vector<DirEntry>> list_dir(const std::string& path) override {
     return base_->list_dir(path);
   }

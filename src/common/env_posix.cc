@@ -102,6 +102,28 @@ class PosixFile : public File {
   bool leased_ = false;
 };
 
+class PosixDir : public Dir {
+ public:
+  PosixDir(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  ~PosixDir() override { ::close(fd_); }
+  const std::string& path() const override { return path_; }
+  Result<FileStat> lstat(const std::string& name) override {
+    struct stat st;
+    if (::fstatat(fd_, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+      return Status::from_errno(errno, "stat " + path_join(path_, name));
+    return to_stat(st);
+  }
+  Status unlink(const std::string& name) override {
+    if (::unlinkat(fd_, name.c_str(), 0) != 0)
+      return Status::from_errno(errno, "unlink " + path_join(path_, name));
+    return Status::ok();
+  }
+
+ private:
+  int fd_;
+  std::string path_;
+};
+
 class PosixEnv : public Env {
  public:
   Result<std::unique_ptr<File>> open_read(const std::string& path) override {
@@ -159,6 +181,11 @@ class PosixEnv : public Env {
     struct stat st;
     if (::lstat(path.c_str(), &st) != 0) return Status::from_errno(errno, "stat " + path);
     return to_stat(st);
+  }
+  Result<std::unique_ptr<Dir>> open_dir(const std::string& path) override {
+    int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return Status::from_errno(errno, "open folder " + path);
+    return std::unique_ptr<Dir>(new PosixDir(fd, path));
   }
   Result<std::vector<DirEntry>> list_dir(const std::string& path) override {
     DIR* d = ::opendir(path.c_str());
@@ -269,6 +296,29 @@ Status FaultEnv::unlink(const std::string& path) {
   unlinks++;
   if (int e = unlink_errno.load()) return Status::from_errno(e, "unlink (injected) " + path);
   return base_->unlink(path);
+}
+namespace {
+// Goes through the FaultEnv's path-based calls, so its switches, counters
+// and any test subclass's overrides see every operation.
+class FaultDir : public Dir {
+ public:
+  FaultDir(FaultEnv* env, std::string path) : env_(env), path_(std::move(path)) {}
+  const std::string& path() const override { return path_; }
+  Result<FileStat> lstat(const std::string& name) override {
+    return env_->lstat(path_join(path_, name));
+  }
+  Status unlink(const std::string& name) override { return env_->unlink(path_join(path_, name)); }
+
+ private:
+  FaultEnv* env_;
+  std::string path_;
+};
+}  // namespace
+
+Result<std::unique_ptr<Dir>> FaultEnv::open_dir(const std::string& path) {
+  auto d = base_->open_dir(path);  // the same errors as the real thing
+  if (!d) return d.status();
+  return std::unique_ptr<Dir>(new FaultDir(this, path));
 }
 Status FaultEnv::mkdirs(const std::string& path, mode_t mode) {
   if (int e = create_errno.load()) return Status::from_errno(e, "mkdir (injected) " + path);

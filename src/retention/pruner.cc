@@ -75,6 +75,43 @@ struct DeeperFirst {
   }
 };
 
+// Makes a batch's unlinks durable on a background thread: fsyncs each
+// folder the batch touched (one ext4 journal commit, mostly a wait for the
+// disk) while the pruner goes on with the next batch. wait() must return
+// before the batch's rows leave the store, so a crash cannot bring back a
+// file whose row is gone. A folder that fails to sync is warned about, not
+// fatal (at worst the file comes back after a crash; the next scan adopts it
+// and the next pass prunes it again).
+class FolderSyncer {
+ public:
+  FolderSyncer(Env* env, std::shared_ptr<spdlog::logger> log) : env_(env), log_(std::move(log)) {}
+  ~FolderSyncer() { wait(); }
+  FolderSyncer(const FolderSyncer&) = delete;
+  FolderSyncer& operator=(const FolderSyncer&) = delete;
+
+  void start(std::vector<std::string> dirs) {
+    wait();
+    thread_ = std::thread([this, dirs = std::move(dirs)] {
+      auto t0 = SteadyClock::now();
+      for (const std::string& d : dirs) {
+        Status s = env_->sync_dir(d);
+        if (!s && s.code() != Status::Code::kNotFound) log_->warn("{}", s.to_string());
+      }
+      busy_ += SteadyClock::now() - t0;
+    });
+  }
+  void wait() {
+    if (thread_.joinable()) thread_.join();
+  }
+  SteadyClock::duration busy() const { return busy_; }  // after wait()
+
+ private:
+  Env* env_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::thread thread_;
+  SteadyClock::duration busy_{};
+};
+
 // Runs a batch's store work (its audit-table rows, then the removal of its
 // recordings' rows, each one transaction) on one background thread while
 // the pruner goes on with the next batch's checks and unlinks: on a 2-core
@@ -116,26 +153,96 @@ class StoreWriter {
   SteadyClock::duration busy_{};
 };
 
-// Raises the store's page cache for the recording deletions and puts the
-// old size back (releasing the memory) when done, also on an error return.
-class CacheBoost {
+// Tunes the store for the recording deletions and puts the old settings back
+// when done, also on an error return: a larger page cache (a batch's index
+// and table pages stay in memory until its commit; lowering it after
+// releases the memory) and a longer WAL between checkpoints (the index
+// pages every batch dirties again reach the database file once).
+class PassTuning {
  public:
-  CacheBoost(StateStore* store, int64_t kib) : store_(store) {
-    if (kib <= 0) return;
-    auto old = store_->cache_kib();
-    if (!old || *old >= kib) return;
-    if (store_->set_cache_kib(kib)) old_kib_ = *old;
+  PassTuning(StateStore* store, int64_t cache_kib, int64_t wal_pages) : store_(store) {
+    if (cache_kib > 0) {
+      auto old = store_->cache_kib();
+      if (old && *old < cache_kib && store_->set_cache_kib(cache_kib)) old_kib_ = *old;
+    }
+    if (wal_pages > 0) {
+      auto old = store_->wal_autocheckpoint();
+      if (old && *old > 0 && *old < wal_pages && store_->set_wal_autocheckpoint(wal_pages))
+        old_wal_ = *old;
+    }
   }
-  ~CacheBoost() {
+  ~PassTuning() {
     if (old_kib_ > 0) (void)store_->set_cache_kib(old_kib_);
+    if (old_wal_ > 0) (void)store_->set_wal_autocheckpoint(old_wal_);
   }
-  CacheBoost(const CacheBoost&) = delete;
-  CacheBoost& operator=(const CacheBoost&) = delete;
+  PassTuning(const PassTuning&) = delete;
+  PassTuning& operator=(const PassTuning&) = delete;
 
  private:
   StateStore* store_;
-  int64_t old_kib_ = 0;
+  int64_t old_kib_ = 0, old_wal_ = 0;
 };
+
+// Runs fn(begin, end) over [0, n) split into `threads` contiguous slices,
+// one per thread (the caller runs the first). Small n stays on the caller.
+template <typename Fn>
+void for_slices(size_t n, int threads, Fn fn) {
+  if (threads <= 1 || n < 2 * Pruner::kMinSlice) {
+    fn(size_t{0}, n);
+    return;
+  }
+  const size_t k = std::min<size_t>(static_cast<size_t>(threads), n / Pruner::kMinSlice);
+  std::vector<std::thread> helpers;
+  helpers.reserve(k - 1);
+  for (size_t i = 1; i < k; i++)
+    helpers.emplace_back([&fn, i, k, n] { fn(n * i / k, n * (i + 1) / k); });
+  fn(size_t{0}, n / k);
+  for (std::thread& t : helpers) t.join();
+}
+
+// The folder handle for a run of entries in the same folder (rows come
+// sorted or at least grouped by folder), so each folder's path is walked
+// once per batch and thread, not once per file.
+class DirCache {
+ public:
+  DirCache(Env* env, const std::string& root) : env_(env), root_(root) {}
+  // The handle for rel folder `dir` ("" = the root), or why it cannot be
+  // opened (kNotFound when the folder is gone: its files are gone too).
+  Result<Dir*> get(std::string_view dir) {
+    if (!opened_ || dir != dir_) {
+      opened_ = true;
+      dir_.assign(dir);
+      auto d = env_->open_dir(dir.empty() ? root_ : path_join(root_, dir_));
+      handle_.reset();
+      err_ = Status::ok();
+      if (d)
+        handle_ = std::move(d).value();
+      else
+        err_ = d.status();
+    }
+    if (!handle_) return err_;
+    return handle_.get();
+  }
+
+ private:
+  Env* env_;
+  const std::string& root_;
+  bool opened_ = false;
+  std::string dir_;
+  std::unique_ptr<Dir> handle_;
+  Status err_ = Status::ok();
+};
+
+// "a/b/c.wav" -> "a/b"; "c.wav" -> "" (the root).
+std::string_view dir_part(std::string_view rel) {
+  size_t slash = rel.rfind('/');
+  return slash == std::string_view::npos ? std::string_view() : rel.substr(0, slash);
+}
+// "a/b/c.wav" -> "c.wav".
+std::string base_part(const std::string& rel) {
+  size_t slash = rel.rfind('/');
+  return slash == std::string::npos ? rel : rel.substr(slash + 1);
+}
 
 class PruneRun {
  public:
@@ -154,6 +261,7 @@ class PruneRun {
         pacer_(pace),
         batch_size_(pace > 0 ? std::clamp<size_t>(size_t(pace), 1, Pruner::kBatch)
                              : Pruner::kBatch),
+        threads_(pace > 0 ? 1 : Pruner::kThreads),
         log_(log::get("retention")) {}
 
   Result<PruneReport> run() {
@@ -171,13 +279,18 @@ class PruneRun {
     const HoldSet holds(*hold_rows);
 
     {
-      CacheBoost boost(store_, dry_run_ ? 0 : Pruner::kPassCacheKib);
+      PassTuning tuning(store_, dry_run_ ? 0 : Pruner::kPassCacheKib,
+                        dry_run_ ? 0 : Pruner::kPassWalPages);
+      FolderSyncer syncer(env_, log_);
       StoreWriter writer(store_);
+      syncer_ = &syncer;
       writer_ = &writer;
       Status s = prune_recordings(now, holds);
       Status p = submit_pending();  // also after an error: those files are gone
       Status w = writer.finish();
       writer_ = nullptr;
+      syncer_ = nullptr;
+      timing_.sync = syncer.busy();
       timing_.rows = writer.busy();
       RECSYNC_RETURN_IF_ERROR(s);
       RECSYNC_RETURN_IF_ERROR(p);
@@ -201,9 +314,9 @@ class PruneRun {
           "indexed (the next archive scan re-indexes them)",
           rep_.changed);
     log_->debug(
-        "prune timing (s): query {:.3f}, check {:.3f}, audit log {:.3f}, unlink {:.3f}, sync "
-        "{:.3f}, store (background) {:.3f}, waited for it {:.3f}, temp sweep {:.3f}, folders "
-        "{:.3f}",
+        "prune timing (s): query {:.3f}, check {:.3f}, audit log {:.3f}, unlink {:.3f}, "
+        "folder sync (background) {:.3f}, store (background) {:.3f}, waited for them {:.3f}, "
+        "temp sweep {:.3f}, folders {:.3f}",
         secs(timing_.query), secs(timing_.check), secs(timing_.audit), secs(timing_.unlink),
         secs(timing_.sync), secs(timing_.rows), secs(timing_.wait), secs(timing_.sweep),
         secs(timing_.dirs));
@@ -261,6 +374,7 @@ class PruneRun {
   // One file of a batch, after the identity check.
   struct Victim {
     const RecordingRow* row;
+    std::string_view dir;  // of row->rel
     uint64_t ino;
     bool present;  // false: the file was already gone
   };
@@ -279,8 +393,17 @@ class PruneRun {
     std::vector<AuditRow> audit;
     audit.reserve(batch.size());
     const int64_t deleted_ms = to_ms(env_->now());
-    for (const RecordingRow& r : batch) {
-      auto st = env_->lstat(path_join(root_, r.rel));
+    std::vector<std::optional<Result<FileStat>>> stats(batch.size());
+    for_slices(batch.size(), threads_, [&](size_t b, size_t e) {
+      DirCache dirs(env_, root_);
+      for (size_t i = b; i < e; i++) {
+        Result<Dir*> d = dirs.get(dir_part(batch[i].rel));
+        stats[i].emplace(d ? (*d)->lstat(base_part(batch[i].rel)) : Result<FileStat>(d.status()));
+      }
+    });
+    for (size_t i = 0; i < batch.size(); i++) {
+      const RecordingRow& r = batch[i];
+      const Result<FileStat>& st = *stats[i];
       uint64_t ino = 0;
       bool present = false;
       if (st) {
@@ -297,7 +420,7 @@ class PruneRun {
         log_->warn("prune {}: {}", r.rel, st.status().to_string());
         continue;
       }
-      victims.push_back({&r, ino, present});
+      victims.push_back({&r, dir_part(r.rel), ino, present});
       audit.push_back({r.rel, r.size, r.hash, r.rec_time_ms, deleted_ms, policy_str_});
     }
     timing_.check += SteadyClock::now() - t0;
@@ -315,16 +438,44 @@ class PruneRun {
     //    folders): neighbouring inodes share inode-table and bitmap blocks.
     t0 = SteadyClock::now();
     std::sort(victims.begin(), victims.end(), [](const Victim& a, const Victim& b) {
-      std::string_view da = dir_part(a.row->rel), db = dir_part(b.row->rel);
-      return da != db ? da < db : a.ino < b.ino;
+      return a.dir != b.dir ? a.dir < b.dir : a.ino < b.ino;
     });
-    std::vector<std::string> touched;  // folders ("" = the root), sorted by the above
-    std::vector<std::string> gone;     // rows removed in one transaction below
+    // Folders ("" = the root) in the order above, with what went from each.
+    struct Touched {
+      std::string dir;
+      uint64_t files = 0, bytes = 0, gone = 0;
+      int64_t oldest_ms = INT64_MAX, newest_ms = INT64_MIN;
+    };
+    std::vector<Touched> touched;
+    std::vector<std::string> gone;  // rows removed in one transaction below
     gone.reserve(victims.size());
-    for (const Victim& v : victims) {
+    // Unpaced, the unlinks run on threads_ threads (each a slice of the
+    // sorted list): an unlink waits for inode and bitmap blocks and for
+    // journal space, and the waits overlap. nullopt = not attempted (stop).
+    std::vector<std::optional<Status>> results(victims.size());
+    auto unlink_one = [&](DirCache& dirs, size_t i) {
+      const Victim& v = victims[i];
+      if (!v.present) {
+        results[i] = Status::ok();
+        return;
+      }
+      Result<Dir*> d = dirs.get(v.dir);
+      results[i] = d ? (*d)->unlink(base_part(v.row->rel)) : d.status();
+    };
+    if (threads_ == 1) {
+      DirCache dirs(env_, root_);
+      for (size_t i = 0; i < victims.size() && pacer_.wait(stop_); i++) unlink_one(dirs, i);
+    } else {
+      for_slices(victims.size(), threads_, [&](size_t b, size_t e) {
+        DirCache dirs(env_, root_);
+        for (size_t i = b; i < e && !stop_.load(); i++) unlink_one(dirs, i);
+      });
+    }
+    for (size_t i = 0; i < victims.size(); i++) {
+      if (!results[i]) continue;
+      const Victim& v = victims[i];
       const RecordingRow& r = *v.row;
-      if (!pacer_.wait(stop_)) break;
-      Status s = v.present ? env_->unlink(path_join(root_, r.rel)) : Status::ok();
+      const Status& s = *results[i];
       if (!s && s.code() != Status::Code::kNotFound) {
         rep_.errors++;
         log_->warn("prune {}: {}", r.rel, s.to_string());
@@ -334,31 +485,44 @@ class PruneRun {
       gone.push_back(r.rel);
       rep_.removed++;
       rep_.bytes += r.size;
-      log_->info("pruned {} ({} bytes, recorded {}){}", r.rel, r.size,
-                 iso8601_utc_ms(r.rec_time_ms), already_gone ? " (already gone)" : "");
-      std::string dir(dir_part(r.rel));
-      if (touched.empty() || touched.back() != dir) {
-        if (!dir.empty()) add_dir_chain(dir);
-        touched.push_back(std::move(dir));
+      // Per file only at trace: the audit log is the record of each
+      // deletion, and a line per file would flood the journal (a first pass
+      // can remove hundreds of thousands).
+      log_->trace("pruned {} ({} bytes, recorded {}){}", r.rel, r.size,
+                  iso8601_utc_ms(r.rec_time_ms), already_gone ? " (already gone)" : "");
+      if (touched.empty() || touched.back().dir != v.dir) {
+        if (!v.dir.empty()) add_dir_chain(std::string(v.dir));
+        touched.push_back({std::string(v.dir)});
       }
+      Touched& t = touched.back();
+      t.files++;
+      t.bytes += r.size;
+      t.gone += already_gone;
+      t.oldest_ms = std::min(t.oldest_ms, r.rec_time_ms);
+      t.newest_ms = std::max(t.newest_ms, r.rec_time_ms);
     }
     timing_.unlink += SteadyClock::now() - t0;
+    for (const Touched& t : touched)
+      log_->info("pruned {} recordings ({} bytes, recorded {} to {}) in {}{}", t.files, t.bytes,
+                 iso8601_utc_ms(t.oldest_ms), iso8601_utc_ms(t.newest_ms),
+                 t.dir.empty() ? "the archive root" : t.dir,
+                 t.gone ? fmt::format(", {} of them already gone", t.gone) : "");
 
-    // 4. Make the unlinks durable, so a crash cannot bring back a file whose
-    //    row is gone (the next scan would adopt it and prune it again), then
-    //    drop the rows. A crash before the commit leaves rows whose files are
-    //    gone: the next pass finds them "already gone" and removes them.
-    t0 = SteadyClock::now();
-    for (const std::string& d : touched) {
-      Status s = env_->sync_dir(d.empty() ? root_ : path_join(root_, d));
-      if (!s && s.code() != Status::Code::kNotFound) log_->warn("{}", s.to_string());
-    }
-    timing_.sync += SteadyClock::now() - t0;
-    // In rel order: neighbouring index entries share pages. The store work
-    // is handed to the background writer after the next chunk is read (the
-    // read needs the store too), so it overlaps the next batch.
-    std::sort(gone.begin(), gone.end());
+    // 4. Make the unlinks durable (folder fsyncs, in the background), so a
+    //    crash cannot bring back a file whose row is gone, then drop the rows
+    //    (submit_pending() waits for the syncs first). A crash before the
+    //    rows' commit leaves rows whose files are gone: the next pass finds
+    //    them "already gone" and removes them. Rows in rel order:
+    //    neighbouring index entries share pages. They go to the writer after
+    //    the next chunk is read (the read needs the store too), so the store
+    //    work overlaps the next batch.
     RECSYNC_RETURN_IF_ERROR(submit_pending());
+    std::vector<std::string> sync_dirs;
+    sync_dirs.reserve(touched.size());
+    for (const Touched& t : touched)
+      sync_dirs.push_back(t.dir.empty() ? root_ : path_join(root_, t.dir));
+    syncer_->start(std::move(sync_dirs));
+    std::sort(gone.begin(), gone.end());
     pending_ = Pending{std::move(audit), std::move(gone)};
     return Status::ok();
   }
@@ -367,16 +531,11 @@ class PruneRun {
   Status submit_pending() {
     if (!pending_) return Status::ok();
     auto t0 = SteadyClock::now();
+    syncer_->wait();
     Status s = writer_->submit(std::move(pending_->audit), std::move(pending_->gone));
     pending_.reset();
     timing_.wait += SteadyClock::now() - t0;
     return s;
-  }
-
-  // "a/b/c.wav" -> "a/b"; "c.wav" -> "" (the root).
-  static std::string_view dir_part(const std::string& rel) {
-    size_t slash = rel.rfind('/');
-    return slash == std::string::npos ? std::string_view() : std::string_view(rel.data(), slash);
   }
 
   Status sweep_temps() {
@@ -504,6 +663,7 @@ class PruneRun {
   const std::atomic<bool>& stop_;
   Pacer pacer_;
   const size_t batch_size_;
+  const int threads_;  // for the identity checks and the unlinks
   std::shared_ptr<spdlog::logger> log_;
   // Where a run's time goes, for the debug line at its end.
   struct {
@@ -513,7 +673,8 @@ class PruneRun {
   int64_t now_ms_ = 0;
   PruneReport rep_;
   std::optional<AuditLog> audit_;
-  StoreWriter* writer_ = nullptr;  // set while prune_recordings() runs
+  StoreWriter* writer_ = nullptr;   // set while prune_recordings() runs
+  FolderSyncer* syncer_ = nullptr;  // likewise
   // The last batch's store work, not yet handed to writer_.
   struct Pending {
     std::vector<AuditRow> audit;

@@ -17,18 +17,23 @@
 //           unlinked (the audit log is the record of every deletion);
 //        c. unlinks through Env, folder by folder in inode order (ENOENT =
 //           already gone, fine; any other error is counted in report.errors
-//           and the file and its row are kept), one info line per file;
-//        d. each touched folder is fsynced; then, on a background thread
-//           while the next batch goes on, the batch's audit rows are added to
-//           the store's audit table and the removed files' rows deleted (one
-//           transaction each). At most one batch is in flight; run() returns
-//           only after it is committed. A crash before that commit leaves
+//           and the file and its row are kept), one info line per folder
+//           (per file at trace level). Unpaced, the checks of (a) and these
+//           unlinks run on kThreads threads, each a slice of the batch;
+//        d. in the background while the next batch goes on: each touched
+//           folder is fsynced (one thread); once that is done, the batch's
+//           audit rows are added to the store's audit table and the removed
+//           files' rows deleted (another thread, one transaction each). At
+//           most one batch is in each stage; run() returns only after the
+//           last is committed. A crash before that commit leaves
 //           rows whose files are gone: the next pass finds them "already
 //           gone", audits them again and removes them.
 //      Folders left empty are removed bottom-up at the end of the run (never
 //      the archive root, never top-level lost+found), each parent fsynced.
-//      During step 2 the store's page cache is raised to kPassCacheKib (and
-//      restored after), so a batch's pages are written once per commit.
+//      During step 2 the store's page cache is raised to kPassCacheKib and
+//      its WAL checkpoints come every kPassWalPages pages (both restored
+//      after), so a batch's pages are written once per commit and the pages
+//      every batch touches reach the database file once per checkpoint.
 //   3. Removes abandoned temp files (names.h is_temp_name) whose mtime is
 //      older than tmp_grace, and empty folders not modified for tmp_grace
 //      (left by an interrupted run); younger ones belong to live transfers.
@@ -47,8 +52,9 @@
 //
 // Thread safety: one run() at a time per Pruner; call it from a worker
 // thread (it sleeps and does blocking I/O). env and store must outlive it.
-// run() starts one helper thread per batch for the store work and joins it
-// before returning.
+// run() starts one helper thread per batch for the store work (and, unpaced,
+// kThreads - 1 for each check and unlink step) and joins them before
+// returning.
 // Errors: a store or audit-log failure ends the run with that Status (no
 // file is ever deleted without its audit line); per-file errors are counted.
 #include <atomic>
@@ -84,6 +90,13 @@ class Pruner {
   // The store's page cache during the deletions (restored after): a batch's
   // index and table pages then stay in memory until its commit.
   static constexpr int64_t kPassCacheKib = 16 * 1024;
+  // WAL pages between checkpoints during the deletions (64 MiB of 4 KiB
+  // pages; SQLite's default 1,000 is put back after).
+  static constexpr int64_t kPassWalPages = 16 * 1024;
+  // Threads for an unpaced run's identity checks and unlinks (a paced run
+  // uses one), and the fewest files worth a thread of their own.
+  static constexpr int kThreads = 2;
+  static constexpr size_t kMinSlice = 256;
 
   // archive_root: the archive folder (rows' rel are relative to it).
   // audit_log_path: the JSON-lines audit log (Config::audit_log_path()).

@@ -1,6 +1,7 @@
 #include "state/store.h"
 
 #include <sqlite3.h>
+#include <xxhash.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -12,13 +13,18 @@
 #include "recsync/log.h"
 
 namespace recsync {
+
+int64_t name_key(std::string_view name) {
+  return static_cast<int64_t>(XXH3_64bits(name.data(), name.size()) & 0x7fffffffu);
+}
+
 namespace {
 
 constexpr int kBusyTimeoutMs = 5000;
 
 // Version 1. Totals are kept by triggers so stats() never scans the table.
 // The UNIQUE(rel) and (rec_time_ms, id) indexes serve get/upsert and the
-// retention walk; the name index serves find() by recording id.
+// retention walk; the name index (replaced in version 3) served find().
 constexpr const char* kSchemaV1 = R"sql(
 CREATE TABLE recordings(
   id INTEGER PRIMARY KEY,
@@ -81,6 +87,30 @@ CREATE TABLE hold_queue(
 CREATE INDEX hold_queue_peer ON hold_queue(peer, seq);
 PRAGMA user_version = 2;
 )sql";
+
+// Version 3: find() by recording id goes through a 31-bit hash of the name
+// (name_key(), filled by the code that writes the row) instead of an index
+// on the name itself. Recording names are random (call UUIDs), so a text
+// index on them is touched at random by every insert and delete; the
+// integer one is a quarter of its size, which keeps a retention pass's
+// index updates mostly in cache. The column is filled for old rows below,
+// with the same function registered on the connection.
+constexpr const char* kSchemaV3 = R"sql(
+ALTER TABLE recordings ADD COLUMN name_key INTEGER NOT NULL DEFAULT 0;
+UPDATE recordings SET name_key = recsync_name_key(name);
+DROP INDEX IF EXISTS recordings_name;
+CREATE INDEX recordings_name_key ON recordings(name_key);
+PRAGMA user_version = 3;
+)sql";
+
+void sql_name_key(sqlite3_context* ctx, int, sqlite3_value** argv) {
+  const unsigned char* p = sqlite3_value_text(argv[0]);
+  int n = sqlite3_value_bytes(argv[0]);
+  std::string_view name =
+      p ? std::string_view(reinterpret_cast<const char*>(p), static_cast<size_t>(n))
+        : std::string_view();
+  sqlite3_result_int64(ctx, name_key(name));
+}
 
 void bind_text(sqlite3_stmt* s, int i, const std::string& v) {
   // SQLITE_STATIC: the string outlives the step; Use clears bindings after.
@@ -234,6 +264,10 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const std::string& db_path,
   RECSYNC_RETURN_IF_ERROR(st->exec("PRAGMA journal_mode = WAL"));
   RECSYNC_RETURN_IF_ERROR(st->exec("PRAGMA synchronous = NORMAL"));
   RECSYNC_RETURN_IF_ERROR(st->exec("PRAGMA foreign_keys = OFF"));
+  rc = sqlite3_create_function_v2(st->db_.get(), "recsync_name_key", 1,
+                                  SQLITE_UTF8 | SQLITE_DETERMINISTIC, nullptr, sql_name_key,
+                                  nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) return st->error(rc, "register recsync_name_key");
   RECSYNC_RETURN_IF_ERROR(st->init_schema(verify));
   return st;
 }
@@ -267,6 +301,7 @@ Status StateStore::init_schema(bool verify) {
     RECSYNC_RETURN_IF_ERROR(t.begin());
     if (version < 1) RECSYNC_RETURN_IF_ERROR(exec(kSchemaV1));
     if (version < 2) RECSYNC_RETURN_IF_ERROR(exec(kSchemaV2));
+    if (version < 3) RECSYNC_RETURN_IF_ERROR(exec(kSchemaV3));
     RECSYNC_RETURN_IF_ERROR(t.commit());
   }
   auto gen = get_meta("scan_gen");
@@ -299,9 +334,10 @@ Status StateStore::quarantine(const std::string& db_path) {
 
 Status StateStore::upsert_locked(const RecordingRow& r) {
   auto s = stmt(
-      "INSERT INTO recordings(rel, name, size, hash, rec_time_ms, archived_at_ms, origin, gen) "
-      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(rel) DO UPDATE SET "
-      "name = excluded.name, size = excluded.size, hash = excluded.hash, "
+      "INSERT INTO recordings(rel, name, size, hash, rec_time_ms, archived_at_ms, origin, gen, "
+      "name_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(rel) DO UPDATE SET "
+      "name = excluded.name, name_key = excluded.name_key, size = excluded.size, "
+      "hash = excluded.hash, "
       "rec_time_ms = excluded.rec_time_ms, archived_at_ms = excluded.archived_at_ms, "
       "origin = excluded.origin, gen = excluded.gen");
   if (!s) return s.status();
@@ -314,6 +350,7 @@ Status StateStore::upsert_locked(const RecordingRow& r) {
   sqlite3_bind_int64(u.get(), 6, r.archived_at_ms);
   bind_text(u.get(), 7, r.origin);
   sqlite3_bind_int64(u.get(), 8, scan_gen_);
+  sqlite3_bind_int64(u.get(), 9, name_key(r.name));
   int rc = sqlite3_step(u.get());
   if (rc != SQLITE_DONE) return error(rc, "upsert " + r.rel);
   return Status::ok();
@@ -536,10 +573,11 @@ Result<std::vector<RecordingRow>> StateStore::find(const std::string& id_or_rel)
   std::lock_guard<std::mutex> l(mu_);
   auto s = stmt(
       "SELECT id, rel, name, size, hash, rec_time_ms, archived_at_ms, origin "
-      "FROM recordings WHERE name = ?1 OR rel = ?1 ORDER BY id");
+      "FROM recordings WHERE (name_key = ?2 AND name = ?1) OR rel = ?1 ORDER BY id");
   if (!s) return s.status();
   Use u(*s);
   bind_text(u.get(), 1, id_or_rel);
+  sqlite3_bind_int64(u.get(), 2, name_key(id_or_rel));
   std::vector<RecordingRow> out;
   int rc;
   while ((rc = sqlite3_step(u.get())) == SQLITE_ROW) out.push_back(read_row(u.get()));
@@ -777,6 +815,24 @@ Status StateStore::set_cache_kib(int64_t kib) {
   return Status::ok();
 }
 
+Result<int64_t> StateStore::wal_autocheckpoint() {
+  std::lock_guard<std::mutex> l(mu_);
+  auto s = stmt("PRAGMA wal_autocheckpoint");
+  if (!s) return s.status();
+  Use u(*s);
+  int rc = sqlite3_step(u.get());
+  if (rc != SQLITE_ROW) return error(rc, "wal_autocheckpoint");
+  return sqlite3_column_int64(u.get(), 0);
+}
+
+Status StateStore::set_wal_autocheckpoint(int64_t pages) {
+  std::lock_guard<std::mutex> l(mu_);
+  int rc = sqlite3_wal_autocheckpoint(db_.get(),
+                                      static_cast<int>(std::clamp<int64_t>(pages, 0, INT32_MAX)));
+  if (rc != SQLITE_OK) return error(rc, "wal_autocheckpoint");
+  return Status::ok();
+}
+
 Result<std::optional<std::string>> StateStore::get_meta(const std::string& key) {
   std::lock_guard<std::mutex> l(mu_);
   auto s = stmt("SELECT value FROM meta WHERE key = ?1");
@@ -821,9 +877,9 @@ Status StateStore::scan_seen(const std::vector<RecordingRow>& batch, int64_t gen
   // In an UPDATE every right-hand side sees the old row, so the CASE compares
   // the stored size/time with the new ones.
   auto s = stmt(
-      "INSERT INTO recordings(rel, name, size, hash, rec_time_ms, archived_at_ms, origin, gen) "
-      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(rel) DO UPDATE SET "
-      "name = excluded.name, size = excluded.size, "
+      "INSERT INTO recordings(rel, name, size, hash, rec_time_ms, archived_at_ms, origin, gen, "
+      "name_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(rel) DO UPDATE SET "
+      "name = excluded.name, name_key = excluded.name_key, size = excluded.size, "
       "hash = CASE WHEN size = excluded.size AND rec_time_ms = excluded.rec_time_ms "
       "AND hash <> '' THEN hash ELSE excluded.hash END, "
       "rec_time_ms = excluded.rec_time_ms, gen = MAX(gen, excluded.gen)");
@@ -840,6 +896,7 @@ Status StateStore::scan_seen(const std::vector<RecordingRow>& batch, int64_t gen
     sqlite3_bind_int64(u.get(), 6, r.archived_at_ms);
     bind_text(u.get(), 7, r.origin);
     sqlite3_bind_int64(u.get(), 8, gen);
+    sqlite3_bind_int64(u.get(), 9, name_key(r.name));
     int rc = sqlite3_step(u.get());
     if (rc != SQLITE_DONE) return error(rc, "scan upsert " + r.rel);
   }

@@ -24,6 +24,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -98,9 +99,14 @@ struct StoreStats {
   int64_t newest_rec_time_ms = 0, oldest_rec_time_ms = 0;
 };
 
+// The lookup key find() uses for a recording name: the low 31 bits of its
+// XXH3-64 hash. Stored in the database (recordings.name_key), so it must
+// never change; equal names always give equal keys, different names may too.
+int64_t name_key(std::string_view name);
+
 class StateStore {
  public:
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
   // The cursor that starts an older_than() walk.
   static constexpr int64_t kFirstTime = std::numeric_limits<int64_t>::min();
 
@@ -197,6 +203,14 @@ class StateStore {
   // several times, and restores it after; lowering it releases the memory.
   Result<int64_t> cache_kib();
   Status set_cache_kib(int64_t kib);
+
+  // WAL pages after which a commit checkpoints (PRAGMA wal_autocheckpoint,
+  // SQLite's default 1,000). A bulk pass raises it so the pages it dirties
+  // again in every transaction reach the database file once, not once per
+  // checkpoint, and puts the old value back after; the next commit then
+  // checkpoints what built up.
+  Result<int64_t> wal_autocheckpoint();
+  Status set_wal_autocheckpoint(int64_t pages);
 
   Result<std::optional<std::string>> get_meta(const std::string& key);
   Status set_meta(const std::string& key, const std::string& value);

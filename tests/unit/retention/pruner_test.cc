@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -464,23 +465,31 @@ class AuditCheckingEnv : public FaultEnv {
     if (all.find("{\"path\":\"" + rel + "\"") == std::string::npos) unaudited++;
     return FaultEnv::unlink(path);
   }
-  int unaudited = 0;
+  std::atomic<int> unaudited{0};  // unlinks run on several threads
 
  private:
   std::string audit_path_, root_;
 };
 
 TEST_F(PrunerTest, EveryUnlinkIsAuditedFirst) {
-  for (int i = 0; i < 40; ++i)
+  // Enough files for the unpaced run's checks and unlinks to use all
+  // Pruner::kThreads threads.
+  const int kFiles = int(Pruner::kThreads * Pruner::kMinSlice) + 100;
+  for (int i = 0; i < kFiles; ++i)
     add("2024/05/0" + std::to_string(1 + i % 4) + "/w" + std::to_string(i) + ".wav", 20 * kDay, 2);
   AuditCheckingEnv env(Env::posix(), audit_path_, root_);
   env.set_now(WallTime(Millis(kNowMs)));
   Pruner p(&env, store_.get(), root_, audit_path_, kPolicy, /*pace=*/0, kGrace);
   auto rep = p.run(false, stop_);
   ASSERT_TRUE(rep) << rep.status().to_string();
-  EXPECT_EQ(rep->removed, 40u);
-  EXPECT_EQ(env.unlinks.load(), 40);
-  EXPECT_EQ(env.unaudited, 0);
+  EXPECT_EQ(rep->removed, uint64_t(kFiles));
+  EXPECT_EQ(env.unlinks.load(), kFiles);
+  EXPECT_EQ(env.unaudited.load(), 0);
+  EXPECT_EQ(audit_lines().size(), size_t(kFiles));
+  for (int i = 0; i < kFiles; ++i)
+    EXPECT_FALSE(
+        on_disk("2024/05/0" + std::to_string(1 + i % 4) + "/w" + std::to_string(i) + ".wav"));
+  EXPECT_EQ(store_->stats().value().files, 0u);
 }
 
 TEST_F(PrunerTest, AuditWriteFailureDeletesNothing) {

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <thread>
+#include <unordered_map>
 
 namespace recsync {
 namespace {
@@ -106,6 +107,27 @@ TEST_F(StoreTest, FindByNameOrRel) {
   auto none = store_->find("call-3");
   ASSERT_TRUE(none);
   EXPECT_TRUE(none->empty());
+}
+
+TEST_F(StoreTest, FindByNameIgnoresOtherNamesWithTheSameKey) {
+  // Two names whose 31-bit keys collide (a birthday search, ~2^16 tries).
+  std::unordered_map<int64_t, std::string> seen;
+  std::string a, b;
+  for (int i = 0; a.empty() && i < 2'000'000; i++) {
+    std::string n = "call-" + std::to_string(i);
+    auto [it, fresh] = seen.emplace(name_key(n), n);
+    if (!fresh) a = it->second, b = n;
+  }
+  ASSERT_FALSE(a.empty());
+  ASSERT_EQ(name_key(a), name_key(b));
+  ASSERT_TRUE(store_->upsert_recording(row("2024/05/01/" + a + ".wav", 1, 10)));
+  ASSERT_TRUE(store_->upsert_recording(row("2024/05/01/" + b + ".wav", 2, 20)));
+  for (const std::string& n : {a, b}) {
+    auto found = store_->find(n);
+    ASSERT_TRUE(found) << found.status().to_string();
+    ASSERT_EQ(found->size(), 1u) << n;
+    EXPECT_EQ((*found)[0].name, n);
+  }
 }
 
 TEST_F(StoreTest, StatsFollowInsertsUpdatesDeletes) {
@@ -519,20 +541,31 @@ TEST(StoreOpenTest, VersionOneDatabaseGainsTheQueue) {
   {
     auto st = StateStore::open(db);
     ASSERT_TRUE(st);
-    ASSERT_TRUE((*st)->upsert_recording(row("a.wav", 1, 1)));
+    ASSERT_TRUE((*st)->upsert_recording(row("2026/01/02/a.wav", 1, 1)));
+    ASSERT_TRUE((*st)->upsert_recording(row("2026/01/02/c.wav", 1, 1)));
   }
   {  // make it look like a version 1 database
     sqlite3* h = nullptr;
     ASSERT_EQ(sqlite3_open(db.c_str(), &h), SQLITE_OK);
-    ASSERT_EQ(
-        sqlite3_exec(h, "DROP TABLE repl_queue; DROP TABLE hold_queue; PRAGMA user_version = 1",
-                     nullptr, nullptr, nullptr),
-        SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(h,
+                           "DROP TABLE repl_queue; DROP TABLE hold_queue; "
+                           "DROP INDEX recordings_name_key; "
+                           "ALTER TABLE recordings DROP COLUMN name_key; "
+                           "CREATE INDEX recordings_name ON recordings(name); "
+                           "PRAGMA user_version = 1",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK)
+        << sqlite3_errmsg(h);
     sqlite3_close(h);
   }
   auto st = StateStore::open(db);
   ASSERT_TRUE(st) << st.status().to_string();
-  EXPECT_TRUE((*st)->get_recording("a.wav").value().has_value());
+  EXPECT_TRUE((*st)->get_recording("2026/01/02/a.wav").value().has_value());
+  // The old rows got their name keys: find() by recording id sees them.
+  auto found = (*st)->find("a");
+  ASSERT_TRUE(found) << found.status().to_string();
+  ASSERT_EQ(found->size(), 1u);
+  EXPECT_EQ((*found)[0].rel, "2026/01/02/a.wav");
   RecordingRow r = row("b.wav", 1, 1, "xxh128:b");
   ASSERT_TRUE((*st)->upsert_recording(r, {"p"}, 0));
   EXPECT_EQ((*st)->queue_stats("p").value().files(), 1u);
