@@ -59,6 +59,10 @@ class File {
   virtual Status set_mtime_ns(int64_t ns) = 0;
   // Drops this file's cached pages (posix_fadvise DONTNEED); best effort.
   virtual void drop_cache() = 0;
+  // Starts reading the whole file into the page cache in the background
+  // (posix_fadvise WILLNEED), so later reads do not wait for the disk; best
+  // effort.
+  virtual void will_need() = 0;
   // Takes a read lease (F_SETLEASE F_RDLCK). Fails with kBusy while any
   // process has the file open for writing, kRefused when the caller is not
   // the owner and lacks CAP_LEASE (then another writer check must be used).

@@ -88,7 +88,7 @@ Result<std::string> Archiver::hash_file(const std::string& path) {
     if (*n == 0) break;
     h.update(buf.data(), *n);
   }
-  (*f)->drop_cache();
+  if (opt_.replicate_to.empty()) (*f)->drop_cache();
   return h.hex();
 }
 

@@ -36,7 +36,9 @@ struct ArchiverOptions {
   Layout layout = Layout::kDate;
   OpenCheck open_check = OpenCheck::kAuto;
   // Peers each archived recording is queued for (replication), in the same
-  // state-store transaction that records it.
+  // state-store transaction that records it. When set, the archived copy's
+  // pages are left in the page cache after the verify: the peer sender reads
+  // the file next (and drops them); otherwise they are dropped at once.
   std::vector<std::string> replicate_to;
 };
 

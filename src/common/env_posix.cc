@@ -79,6 +79,7 @@ class PosixFile : public File {
     return Status::ok();
   }
   void drop_cache() override { ::posix_fadvise(fd_, 0, 0, POSIX_FADV_DONTNEED); }
+  void will_need() override { ::posix_fadvise(fd_, 0, 0, POSIX_FADV_WILLNEED); }
   Status take_read_lease() override {
     if (::fcntl(fd_, F_SETLEASE, F_RDLCK) != 0) {
       int e = errno;
@@ -257,6 +258,7 @@ class FaultFile : public File {
   Result<FileStat> stat() override { return f_->stat(); }
   Status set_mtime_ns(int64_t ns) override { return f_->set_mtime_ns(ns); }
   void drop_cache() override { f_->drop_cache(); }
+  void will_need() override { f_->will_need(); }
   Status take_read_lease() override {
     if (env_->lease_busy.load()) return Status::busy("lease (injected): file open for writing");
     return f_->take_read_lease();

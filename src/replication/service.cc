@@ -444,6 +444,10 @@ Status Service::Impl::transfer(PeerSlot& p, SenderLink& l, const QueueItem& q, u
     defer(p, q, f.status().message());
     return Status::ok();
   }
+  // The archiver left the file's pages cached for us; should they be gone
+  // (a backlog), the disk reads start now, while the peer answers the
+  // offer, instead of one chunk at a time as the stream goes.
+  (*f)->will_need();
   peer::OfferMsg offer;
   offer.id = id;
   offer.path = q.rel;
@@ -560,6 +564,7 @@ Status Service::Impl::transfer(PeerSlot& p, SenderLink& l, const QueueItem& q, u
       out.clear();
     }
   }
+  (*f)->drop_cache();  // read through: the archive's pages are not needed again
   {
     std::vector<uint8_t> end;
     RECSYNC_RETURN_IF_ERROR(peer::encode(peer::IdMsg{id}, end));

@@ -64,6 +64,7 @@ class HookFile : public File {
   Result<FileStat> stat() override { return f_->stat(); }
   Status set_mtime_ns(int64_t ns) override { return f_->set_mtime_ns(ns); }
   void drop_cache() override { f_->drop_cache(); }
+  void will_need() override { f_->will_need(); }
   Status take_read_lease() override { return f_->take_read_lease(); }
   bool lease_intact() override { return f_->lease_intact(); }
   void release_lease() override { f_->release_lease(); }

@@ -74,6 +74,7 @@ class NoLeaseFile : public File {
   Result<FileStat> stat() override { return f_->stat(); }
   Status set_mtime_ns(int64_t ns) override { return f_->set_mtime_ns(ns); }
   void drop_cache() override {}
+  void will_need() override {}
   Status take_read_lease() override {
     ++lease_attempts;
     return Status::from_errno(EACCES, "lease");
