@@ -246,6 +246,11 @@ Result<std::unique_ptr<Connection>> Connection::adopt(int fd, std::string remote
   set_socket_options(fd, c->remote_);
   c->in_buf_.resize(kReadChunk);
   c->stage_.reserve(kRecordPlain);
+  c->on_frame_ = [p = c.get()](Frame&& f) {
+    p->ready_bytes_ += f.payload.size() + kFrameHeaderLen;
+    p->ready_.push_back(std::move(f));
+    return Status::ok();
+  };
   return c;
 }
 
@@ -490,37 +495,50 @@ Status Connection::send_usable() const {
   return Status::ok();
 }
 
-Status Connection::queue(FrameType type, std::span<const uint8_t> body) {
+Status Connection::queue_record(std::span<const uint8_t> plain) {
+  Status s = tls_->write(plain);
+  if (!s.is_ok()) return dead_ = tls_failure(s).with_context("send to " + remote_);
+  tls_->take_ciphertext(out_);
+  if (out_.size() - out_off_ >= kAutoFlushBytes) return flush();
+  return Status::ok();
+}
+
+Status Connection::queue(FrameType type, std::span<const uint8_t> head,
+                         std::span<const uint8_t> tail) {
   RECSYNC_RETURN_IF_ERROR(send_usable());
   auto t = static_cast<uint8_t>(type);
   if (!is_known_frame_type(t))
     return Status::invalid("send to " + remote_ + ": unknown frame type " + std::to_string(t));
-  if (body.size() > kMaxFramePayload)
-    return Status::invalid("send to " + remote_ + ": payload of " + std::to_string(body.size()) +
+  const size_t size = head.size() + tail.size();
+  if (size > kMaxFramePayload)
+    return Status::invalid("send to " + remote_ + ": payload of " + std::to_string(size) +
                            " bytes exceeds " + std::to_string(kMaxFramePayload));
-  const auto len = static_cast<uint32_t>(body.size() + 1);
+  const auto len = static_cast<uint32_t>(size + 1);
   const uint8_t hdr[kFrameHeaderLen] = {
       static_cast<uint8_t>(len >> 24), static_cast<uint8_t>(len >> 16),
       static_cast<uint8_t>(len >> 8), static_cast<uint8_t>(len), t};
-  // The header shares the first record with the start of the body.
-  size_t first = std::min(body.size(), kRecordPlain - kFrameHeaderLen);
-  stage_.assign(hdr, hdr + kFrameHeaderLen);
-  stage_.insert(stage_.end(), body.begin(), body.begin() + static_cast<ptrdiff_t>(first));
-  size_t off = first;
-  std::span<const uint8_t> piece = stage_;
-  for (;;) {
-    Status s = tls_->write(piece);
-    if (!s.is_ok()) return dead_ = tls_failure(s).with_context("send to " + remote_);
-    tls_->take_ciphertext(out_);
-    if (out_.size() - out_off_ >= kAutoFlushBytes) {
-      Status f = flush();
-      if (!f.is_ok()) return f;
+  // Records of kRecordPlain bytes: small parts (the frame header, a chunk's
+  // head) share a record with what follows them; whole records of a large
+  // part are encrypted from where they are, without a copy.
+  stage_.clear();
+  for (std::span<const uint8_t> part :
+       {std::span<const uint8_t>(hdr, kFrameHeaderLen), head, tail}) {
+    while (!part.empty()) {
+      if (stage_.empty() && part.size() >= kRecordPlain) {
+        RECSYNC_RETURN_IF_ERROR(queue_record(part.first(kRecordPlain)));
+        part = part.subspan(kRecordPlain);
+        continue;
+      }
+      size_t take = std::min(part.size(), kRecordPlain - stage_.size());
+      stage_.insert(stage_.end(), part.begin(), part.begin() + static_cast<ptrdiff_t>(take));
+      part = part.subspan(take);
+      if (stage_.size() == kRecordPlain) {
+        RECSYNC_RETURN_IF_ERROR(queue_record(stage_));
+        stage_.clear();
+      }
     }
-    if (off >= body.size()) break;
-    size_t n = std::min(kRecordPlain, body.size() - off);
-    piece = body.subspan(off, n);
-    off += n;
   }
+  if (!stage_.empty()) RECSYNC_RETURN_IF_ERROR(queue_record(stage_));
   return Status::ok();
 }
 
@@ -533,27 +551,27 @@ Status Connection::flush() {
 }
 
 Status Connection::send(FrameType type, std::span<const uint8_t> body) {
-  RECSYNC_RETURN_IF_ERROR(queue(type, body));
+  return send(type, body, {});
+}
+
+Status Connection::send(FrameType type, std::span<const uint8_t> head,
+                        std::span<const uint8_t> tail) {
+  RECSYNC_RETURN_IF_ERROR(queue(type, head, tail));
   return flush();
 }
 
 Status Connection::ingest(size_t n) {
   bytes_in_.fetch_add(n, std::memory_order_relaxed);
-  Status s = tls_->feed_ciphertext(std::span(in_buf_.data(), n), plain_);
-  if (!s.is_ok()) return dead_ = tls_failure(s);
+  Status s = tls_->feed_ciphertext(std::span(in_buf_.data(), n), sink_);
+  if (!s.is_ok()) {
+    // A broken frame is the parser's verdict (kCorrupt), not a TLS failure.
+    if (s.code() == Status::Code::kCorrupt || s.code() == Status::Code::kInvalid) return dead_ = s;
+    return dead_ = tls_failure(s);
+  }
   // TLS may have something to say back (a KeyUpdate answer); it goes out
   // now if the socket takes it, else ahead of the next frame.
   tls_->take_ciphertext(out_);
   if (out_off_ < out_.size()) write_out_nonblocking();
-  if (!plain_.empty()) {
-    Status p = parser_.feed(plain_, [this](Frame&& f) {
-      ready_bytes_ += f.payload.size() + kFrameHeaderLen;
-      ready_.push_back(std::move(f));
-      return Status::ok();
-    });
-    plain_.clear();
-    if (!p.is_ok()) return dead_ = p;
-  }
   if (tls_->peer_closed()) eof_ = true;
   return Status::ok();
 }

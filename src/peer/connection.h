@@ -155,10 +155,15 @@ class Connection {
   // buffered for recv() (so two peers streaming at each other cannot
   // deadlock), up to this many bytes; beyond it the send just waits.
   static constexpr size_t kMaxBufferedIn = 64 << 20;
-  Status queue(FrameType type, std::span<const uint8_t> body);
+  Status queue(FrameType type, std::span<const uint8_t> body) { return queue(type, body, {}); }
+  // A frame whose body is `head` followed by `tail`, each written from where
+  // it is (a DELTA chunk: its id and length, then the file's bytes).
+  Status queue(FrameType type, std::span<const uint8_t> head, std::span<const uint8_t> tail);
   template <typename Msg>
   Status queue_msg(FrameType type, const Msg& m);
   Status flush();
+  // send() of a head + tail frame.
+  Status send(FrameType type, std::span<const uint8_t> head, std::span<const uint8_t> tail);
 
   // ---- receiving
 
@@ -225,6 +230,20 @@ class Connection {
   Status tls_failure(const Status& s);
   Status send_usable() const;
   Status shut_status() const;
+  // Encrypts one record's worth of plaintext into out_, flushing when
+  // kAutoFlushBytes are waiting.
+  Status queue_record(std::span<const uint8_t> plain);
+
+  // Decrypted plaintext goes straight into the frame being parsed.
+  class ParserSink : public PlaintextSink {
+   public:
+    explicit ParserSink(Connection& c) : c_(c) {}
+    std::span<uint8_t> buffer() override { return c_.parser_.buffer(); }
+    Status commit(size_t n) override { return c_.parser_.commit(n, c_.on_frame_); }
+
+   private:
+    Connection& c_;
+  };
 
   int fd_ = -1;
   int wake_fd_ = -1;  // eventfd, readable after shutdown()
@@ -238,8 +257,9 @@ class Connection {
   std::vector<uint8_t> stage_;    // frame header + first record of body
   std::vector<uint8_t> msg_buf_;  // send_msg/queue_msg body
   std::vector<uint8_t> in_buf_;   // socket reads
-  std::vector<uint8_t> plain_;    // decrypted, not yet parsed
   FrameParser parser_;
+  FrameParser::OnFrame on_frame_;  // appends to ready_
+  ParserSink sink_{*this};
   std::deque<Frame> ready_;
   size_t ready_bytes_ = 0;  // frames (with headers) in ready_
 

@@ -49,43 +49,63 @@ Status encode_frame(uint8_t type, std::span<const uint8_t> payload, std::vector<
   return Status::ok();
 }
 
-Status FrameParser::feed(std::span<const uint8_t> in,
-                         const std::function<Status(Frame&&)>& on_frame) {
-  if (!error_.is_ok()) return error_;
+Status FrameParser::feed(std::span<const uint8_t> in, const OnFrame& on_frame) {
   while (!in.empty()) {
-    if (header_got_ < kFrameHeaderLen) {
-      size_t take = std::min(kFrameHeaderLen - header_got_, in.size());
-      std::memcpy(header_ + header_got_, in.data(), take);
-      header_got_ += take;
-      in = in.subspan(take);
-      // Check the length as soon as it is known, before waiting for more.
-      if (header_got_ >= 4 && header_got_ - take < 4) {
-        uint32_t len = (uint32_t{header_[0]} << 24) | (uint32_t{header_[1]} << 16) |
-                       (uint32_t{header_[2]} << 8) | uint32_t{header_[3]};
-        if (len == 0) return error_ = Status::corrupt("peer frame: zero length");
-        if (len > kMaxFrameLen)
-          return error_ = Status::corrupt("peer frame: length " + std::to_string(len) +
-                                          " exceeds " + std::to_string(kMaxFrameLen));
-        payload_len_ = len - 1;
-      }
-      if (header_got_ < kFrameHeaderLen) continue;
-      if (!is_known_frame_type(header_[4]))
-        return error_ = Status::corrupt("peer frame: unknown type " + std::to_string(header_[4]));
-      cur_.type = static_cast<FrameType>(header_[4]);
-      cur_.payload.clear();
-      cur_.payload.reserve(payload_len_);
-    }
-    size_t take = std::min(payload_len_ - cur_.payload.size(), in.size());
-    cur_.payload.insert(cur_.payload.end(), in.begin(), in.begin() + take);
+    if (!error_.is_ok()) return error_;
+    std::span<uint8_t> dst = buffer();
+    size_t take = std::min(dst.size(), in.size());
+    std::memcpy(dst.data(), in.data(), take);
     in = in.subspan(take);
-    if (cur_.payload.size() == payload_len_) {
-      header_got_ = 0;
-      Frame f = std::move(cur_);
-      cur_ = Frame{};
-      if (Status s = on_frame(std::move(f)); !s.is_ok()) return error_ = s;
-    }
+    if (Status s = commit(take, on_frame); !s.is_ok()) return s;
   }
+  return error_;
+}
+
+std::span<uint8_t> FrameParser::buffer() {
+  if (header_got_ < kFrameHeaderLen || !error_.is_ok())
+    return std::span(header_ + header_got_ % kFrameHeaderLen,
+                     kFrameHeaderLen - header_got_ % kFrameHeaderLen);
+  return std::span(cur_.payload).subspan(payload_got_);
+}
+
+Status FrameParser::emit(const OnFrame& on_frame) {
+  header_got_ = 0;
+  Frame f = std::move(cur_);
+  cur_ = Frame{};
+  if (Status s = on_frame(std::move(f)); !s.is_ok()) return error_ = s;
   return Status::ok();
+}
+
+Status FrameParser::commit(size_t n, const OnFrame& on_frame) {
+  if (!error_.is_ok()) return error_;
+  if (n == 0) return Status::ok();
+  if (header_got_ < kFrameHeaderLen) {
+    if (n > kFrameHeaderLen - header_got_)
+      return error_ = Status::invalid("peer frame: commit past the header buffer");
+    const size_t before = header_got_;
+    header_got_ += n;
+    // Check the length as soon as it is known, before waiting for more.
+    if (before < 4 && header_got_ >= 4) {
+      uint32_t len = (uint32_t{header_[0]} << 24) | (uint32_t{header_[1]} << 16) |
+                     (uint32_t{header_[2]} << 8) | uint32_t{header_[3]};
+      if (len == 0) return error_ = Status::corrupt("peer frame: zero length");
+      if (len > kMaxFrameLen)
+        return error_ = Status::corrupt("peer frame: length " + std::to_string(len) + " exceeds " +
+                                        std::to_string(kMaxFrameLen));
+      payload_len_ = len - 1;
+    }
+    if (header_got_ < kFrameHeaderLen) return Status::ok();
+    if (!is_known_frame_type(header_[4]))
+      return error_ = Status::corrupt("peer frame: unknown type " + std::to_string(header_[4]));
+    cur_.type = static_cast<FrameType>(header_[4]);
+    cur_.payload.resize(payload_len_);
+    payload_got_ = 0;
+    return payload_len_ == 0 ? emit(on_frame) : Status::ok();
+  }
+  if (n > payload_len_ - payload_got_)
+    return error_ = Status::invalid("peer frame: commit past the payload buffer");
+  payload_got_ += n;
+  return payload_got_ == payload_len_ ? emit(on_frame) : Status::ok();
 }
 
 // ------------------------------------------------------------- WireWriter
@@ -206,10 +226,16 @@ Status decode(std::span<const uint8_t> body, OfferMsg* m) {
 }
 
 Status encode_chunk(uint64_t id, std::span<const uint8_t> data, std::vector<uint8_t>& out) {
-  RECSYNC_RETURN_IF_ERROR(check_len(data.size(), kMaxChunk, "chunk"));
-  WireWriter w(out);
-  w.u64(id);
-  w.bytes(data);
+  uint8_t head[kChunkHeadLen];
+  RECSYNC_RETURN_IF_ERROR(encode_chunk_head(id, data.size(), head));
+  out.insert(out.end(), head, head + kChunkHeadLen);
+  out.insert(out.end(), data.begin(), data.end());
+  return Status::ok();
+}
+Status encode_chunk_head(uint64_t id, size_t data_len, uint8_t out[kChunkHeadLen]) {
+  RECSYNC_RETURN_IF_ERROR(check_len(data_len, kMaxChunk, "chunk"));
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<uint8_t>(id >> (56 - 8 * i));
+  for (int i = 0; i < 4; ++i) out[8 + i] = static_cast<uint8_t>(data_len >> (24 - 8 * i));
   return Status::ok();
 }
 Status decode_chunk_view(std::span<const uint8_t> body, uint64_t* id,

@@ -81,14 +81,27 @@ inline Status encode_frame(FrameType type, std::span<const uint8_t> payload,
 // Status from on_frame, which stops parsing) is returned and is sticky.
 class FrameParser {
  public:
-  Status feed(std::span<const uint8_t> in, const std::function<Status(Frame&&)>& on_frame);
+  using OnFrame = std::function<Status(Frame&&)>;
+  Status feed(std::span<const uint8_t> in, const OnFrame& on_frame);
+
+  // Zero-copy feeding (what Connection does with TLS plaintext): buffer() is
+  // where the next bytes of the stream belong, the rest of the header or of
+  // the payload being assembled (never empty); commit(n) says its first n
+  // bytes were written (n larger than buffer().size() is kInvalid, sticky).
+  // feed() is buffer() + memcpy + commit().
+  std::span<uint8_t> buffer();
+  Status commit(size_t n, const OnFrame& on_frame);
+
   // True between frames (no partial frame buffered): a clean place for EOF.
   bool idle() const { return header_got_ == 0; }
 
  private:
+  Status emit(const OnFrame& on_frame);
+
   uint8_t header_[kFrameHeaderLen]{};
   size_t header_got_ = 0;
   size_t payload_len_ = 0;
+  size_t payload_got_ = 0;
   Frame cur_;
   Status error_;
 };
@@ -190,6 +203,11 @@ Status decode(std::span<const uint8_t> body, HoldMsg* m);
 // (id, data) to out; decode_chunk_view points `data` into `body` (valid while
 // body lives). Same limits and errors as the ChunkMsg codecs.
 Status encode_chunk(uint64_t id, std::span<const uint8_t> data, std::vector<uint8_t>& out);
+// The body without its data: what precedes `data_len` bytes of data (the id
+// and the data's length), for a sender that writes the data from where it is
+// (Connection::queue with a head and a tail). kInvalid above kMaxChunk.
+inline constexpr size_t kChunkHeadLen = 8 + 4;
+Status encode_chunk_head(uint64_t id, size_t data_len, uint8_t out[kChunkHeadLen]);
 Status decode_chunk_view(std::span<const uint8_t> body, uint64_t* id,
                          std::span<const uint8_t>* data);
 

@@ -4,9 +4,14 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
+#include <mutex>
 
 namespace recsync::peer {
 namespace {
+
+constexpr const char* kCipherSuites =
+    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
 
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(),
@@ -14,7 +19,87 @@ std::string lower(std::string s) {
   return s;
 }
 
+// Appends plaintext to a vector, 16 KiB (one record) of room at a time.
+class VectorSink : public PlaintextSink {
+ public:
+  explicit VectorSink(std::vector<uint8_t>& v) : v_(v), used_(v.size()) {}
+  ~VectorSink() override { v_.resize(used_); }
+  std::span<uint8_t> buffer() override {
+    if (v_.size() - used_ < 16384) v_.resize(used_ + 16384);
+    return std::span(v_).subspan(used_);
+  }
+  Status commit(size_t n) override {
+    used_ += n;
+    return Status::ok();
+  }
+
+ private:
+  std::vector<uint8_t>& v_;
+  size_t used_;
+};
+
 }  // namespace
+
+// The session's BIO: reads serve the ciphertext span being fed (no copy into
+// a memory BIO first), writes append to the session's output buffer. Empty
+// input means "try again" (retry), never EOF.
+struct SessionBio {
+  static TlsSession* session(BIO* b) { return static_cast<TlsSession*>(BIO_get_data(b)); }
+
+  static int write(BIO* b, const char* data, int len) {
+    BIO_clear_retry_flags(b);
+    if (len <= 0) return 0;
+    auto& out = session(b)->out_;
+    out.insert(out.end(), data, data + len);
+    return len;
+  }
+  static int read(BIO* b, char* buf, int len) {
+    BIO_clear_retry_flags(b);
+    TlsSession* s = session(b);
+    if (len <= 0) return 0;
+    if (s->in_len_ == 0) {
+      BIO_set_retry_read(b);
+      return -1;
+    }
+    size_t n = std::min(s->in_len_, static_cast<size_t>(len));
+    std::memcpy(buf, s->in_, n);
+    s->in_ += n;
+    s->in_len_ -= n;
+    return static_cast<int>(n);
+  }
+  static long ctrl(BIO* b, int cmd, long, void*) {
+    switch (cmd) {
+      case BIO_CTRL_FLUSH:
+        return 1;
+      case BIO_CTRL_PENDING:
+        return static_cast<long>(session(b)->in_len_);
+      case BIO_CTRL_WPENDING:
+        return static_cast<long>(session(b)->out_.size());
+      default:
+        return 0;
+    }
+  }
+  static int create(BIO* b) {
+    BIO_set_init(b, 1);
+    return 1;
+  }
+
+  // One method table for the process, made once (thread-safe).
+  static BIO_METHOD* method() {
+    static BIO_METHOD* m = [] {
+      BIO_METHOD* bm =
+          BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "recsync session buffer");
+      if (bm) {
+        BIO_meth_set_write(bm, &SessionBio::write);
+        BIO_meth_set_read(bm, &SessionBio::read);
+        BIO_meth_set_ctrl(bm, &SessionBio::ctrl);
+        BIO_meth_set_create(bm, &SessionBio::create);
+      }
+      return bm;
+    }();
+    return m;
+  }
+};
 
 // ---------------------------------------------------------------- TlsContext
 
@@ -38,6 +123,8 @@ Result<std::unique_ptr<TlsContext>> TlsContext::create(const Identity& self,
   SSL_CTX_set_num_tickets(ctx, 0);
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
   SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  if (SSL_CTX_set_ciphersuites(ctx, kCipherSuites) != 1)
+    return openssl_status(Status::Code::kIo, "tls: set cipher suites");
   return c;
 }
 
@@ -66,17 +153,11 @@ Result<std::unique_ptr<TlsSession>> TlsSession::create(const TlsContext& ctx, Ro
   std::unique_ptr<TlsSession> s(new TlsSession());
   s->ssl_.reset(SSL_new(ctx.get()));
   if (!s->ssl_) return openssl_status(Status::Code::kIo, "tls: SSL_new");
-  BIO* r = BIO_new(BIO_s_mem());
-  BIO* w = BIO_new(BIO_s_mem());
-  if (!r || !w) {
-    BIO_free(r);
-    BIO_free(w);
-    return openssl_status(Status::Code::kIo, "tls: BIO_new");
-  }
-  BIO_set_mem_eof_return(r, -1);  // empty means "try again", not EOF
-  SSL_set_bio(s->ssl_.get(), r, w);
-  s->rbio_ = r;
-  s->wbio_ = w;
+  BIO_METHOD* m = SessionBio::method();
+  BIO* b = m ? BIO_new(m) : nullptr;
+  if (!b) return openssl_status(Status::Code::kIo, "tls: BIO_new");
+  BIO_set_data(b, s.get());
+  SSL_set_bio(s->ssl_.get(), b, b);  // one BIO both ways: one reference, owned by ssl_
   SSL_set_app_data(s->ssl_.get(), s.get());
   if (role == Role::kClient)
     SSL_set_connect_state(s->ssl_.get());
@@ -99,7 +180,9 @@ Status TlsSession::fail(int ssl_ret, const char* what) {
                                  std::string("tls ") + what + ": error " + std::to_string(e));
 }
 
-Status TlsSession::advance(std::vector<uint8_t>* plaintext) {
+TlsSession::~TlsSession() = default;
+
+Status TlsSession::advance(PlaintextSink* sink) {
   if (!error_.is_ok()) return error_;
   ERR_clear_error();
   if (!established_) {
@@ -123,13 +206,13 @@ Status TlsSession::advance(std::vector<uint8_t>* plaintext) {
     }
     pending_.erase(pending_.begin(), pending_.begin() + static_cast<ptrdiff_t>(n));
   }
-  if (!plaintext) return Status::ok();
-  uint8_t buf[16384];
+  if (!sink) return Status::ok();
   for (;;) {
+    std::span<uint8_t> buf = sink->buffer();
     size_t n = 0;
-    int r = SSL_read_ex(ssl_.get(), buf, sizeof buf, &n);
+    int r = SSL_read_ex(ssl_.get(), buf.data(), buf.size(), &n);
     if (r == 1) {
-      plaintext->insert(plaintext->end(), buf, buf + n);
+      if (Status c = sink->commit(n); !c.is_ok()) return c;
       continue;
     }
     int e = SSL_get_error(ssl_.get(), r);
@@ -145,30 +228,53 @@ Status TlsSession::advance(std::vector<uint8_t>* plaintext) {
 
 Status TlsSession::start() { return advance(nullptr); }
 
-Status TlsSession::feed_ciphertext(std::span<const uint8_t> in, std::vector<uint8_t>& plaintext) {
+Status TlsSession::feed_ciphertext(std::span<const uint8_t> in, PlaintextSink& sink) {
   if (!error_.is_ok()) return error_;
-  if (!in.empty()) {
-    size_t written = 0;
-    if (BIO_write_ex(rbio_, in.data(), in.size(), &written) != 1 || written != in.size())
-      return error_ = openssl_status(Status::Code::kIo, "tls: buffer ciphertext");
-  }
-  return advance(&plaintext);
+  in_ = in.data();
+  in_len_ = in.size();
+  Status s = advance(&sink);
+  // OpenSSL reads until the BIO has nothing left (it keeps a partial record
+  // itself), except after an error: what is left is not needed then.
+  in_ = nullptr;
+  in_len_ = 0;
+  return s;
+}
+
+Status TlsSession::feed_ciphertext(std::span<const uint8_t> in, std::vector<uint8_t>& plaintext) {
+  VectorSink sink(plaintext);
+  return feed_ciphertext(in, sink);
 }
 
 Status TlsSession::write(std::span<const uint8_t> plain) {
   if (!error_.is_ok()) return error_;
-  pending_.insert(pending_.end(), plain.begin(), plain.end());
-  return advance(nullptr);
+  if (!established_ || !pending_.empty()) {
+    pending_.insert(pending_.end(), plain.begin(), plain.end());
+    return advance(nullptr);
+  }
+  // The BIO never refuses a write, so SSL_write takes everything at once.
+  while (!plain.empty()) {
+    ERR_clear_error();
+    size_t n = 0;
+    int r = SSL_write_ex(ssl_.get(), plain.data(), plain.size(), &n);
+    if (r != 1) {
+      int e = SSL_get_error(ssl_.get(), r);
+      if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) return fail(r, "write");
+      pending_.assign(plain.begin(), plain.end());
+      return Status::ok();
+    }
+    plain = plain.subspan(n);
+  }
+  return Status::ok();
 }
 
 void TlsSession::take_ciphertext(std::vector<uint8_t>& out) {
-  size_t n = BIO_ctrl_pending(wbio_);
-  if (n == 0) return;
-  size_t old = out.size();
-  out.resize(old + n);
-  size_t got = 0;
-  if (BIO_read_ex(wbio_, out.data() + old, n, &got) != 1) got = 0;
-  out.resize(old + got);
+  if (out_.empty()) return;
+  if (out.empty()) {
+    out.swap(out_);  // both keep their capacity: no copy, no reallocation
+  } else {
+    out.insert(out.end(), out_.begin(), out_.end());
+  }
+  out_.clear();
 }
 
 Status TlsSession::close() {

@@ -259,6 +259,38 @@ TEST_F(ConnectionTest, HandshakeAndFramesBothWays) {
   EXPECT_FALSE(c->readable_now());
 }
 
+TEST_F(ConnectionTest, HeadAndTailFramesArriveWholeAcrossRecordBoundaries) {
+  std::unique_ptr<Connection> c, s;
+  make_pair(&c, &s);
+  ASSERT_TRUE(c && s);
+  // TLS records carry 16384 bytes; the 5-byte frame header shares the first.
+  const size_t sizes[] = {0, 1, 12, 16379, 16380, 16384, 16385, 32768, 65536 + 12};
+  std::vector<Bytes> sent;
+  for (size_t h : sizes) {
+    for (size_t t : {size_t{0}, size_t{1}, size_t{16384}, size_t{70000}}) {
+      if (h + t > kMaxFramePayload) continue;
+      Bytes head = pattern(h, 3), tail = pattern(t, 4);
+      ASSERT_TRUE(c->queue(FrameType::kDelta, head, tail).is_ok());
+      Bytes whole = head;
+      whole.insert(whole.end(), tail.begin(), tail.end());
+      sent.push_back(std::move(whole));
+    }
+  }
+  ASSERT_TRUE(c->flush().is_ok());
+  for (size_t i = 0; i < sent.size(); ++i) {
+    auto got = s->recv(5s);
+    ASSERT_TRUE(got.is_ok()) << got.status().to_string();
+    EXPECT_TRUE(got->payload == sent[i]) << "frame " << i << " of " << sent[i].size() << " bytes";
+  }
+  // head + tail over the limit is refused and the connection still works.
+  Bytes half(kMaxFramePayload / 2 + 1);
+  EXPECT_EQ(c->send(FrameType::kDelta, half, half).code(), Status::Code::kInvalid);
+  ASSERT_TRUE(c->send(FrameType::kPing, Bytes{1, 2}, Bytes{3}).is_ok());
+  auto ping = s->recv(5s);
+  ASSERT_TRUE(ping.is_ok()) << ping.status().to_string();
+  EXPECT_TRUE(ping->payload == (Bytes{1, 2, 3}));
+}
+
 TEST_F(ConnectionTest, MessagesAndBatchedFramesKeepOrder) {
   std::unique_ptr<Connection> c, s;
   make_pair(&c, &s);

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <random>
 
 namespace recsync::peer {
@@ -81,6 +82,51 @@ TEST(Frame, ManyFramesAtEveryBufferSize) {
     }
     EXPECT_TRUE(p.idle());
   }
+}
+
+TEST(Frame, ZeroCopyFillingGivesTheSameFrames) {
+  // buffer()/commit() filled by a writer that puts at most `most` bytes in
+  // each buffer it is given: the header in pieces, payloads in place.
+  Bytes wire;
+  const size_t lens[] = {0, 1, 12, 65536 + 12, 0, 3};
+  for (size_t i = 0; i < std::size(lens); ++i)
+    ASSERT_TRUE(encode_frame(FrameType::kDelta, pattern(lens[i], uint8_t(i)), wire).is_ok());
+  for (size_t most : {size_t{1}, size_t{2}, size_t{3}, size_t{5}, size_t{7}, size_t{16384}}) {
+    SCOPED_TRACE("most=" + std::to_string(most));
+    FrameParser p;
+    std::vector<Frame> got;
+    auto on_frame = [&](Frame&& f) {
+      got.push_back(std::move(f));
+      return Status::ok();
+    };
+    for (size_t pos = 0; pos < wire.size();) {
+      std::span<uint8_t> dst = p.buffer();
+      ASSERT_FALSE(dst.empty());
+      size_t n = std::min({dst.size(), most, wire.size() - pos});
+      std::memcpy(dst.data(), wire.data() + pos, n);
+      ASSERT_TRUE(p.commit(n, on_frame).is_ok());
+      pos += n;
+    }
+    ASSERT_EQ(got.size(), std::size(lens));
+    for (size_t i = 0; i < std::size(lens); ++i)
+      EXPECT_TRUE(got[i].payload == pattern(lens[i], uint8_t(i))) << i;
+    EXPECT_TRUE(p.idle());
+  }
+}
+
+TEST(Frame, CommitPastTheBufferIsRefusedAndSticky) {
+  FrameParser p;
+  auto none = [](Frame&&) { return Status::ok(); };
+  ASSERT_EQ(p.buffer().size(), kFrameHeaderLen);
+  EXPECT_EQ(p.commit(kFrameHeaderLen + 1, none).code(), Status::Code::kInvalid);
+  EXPECT_EQ(p.commit(1, none).code(), Status::Code::kInvalid);  // sticky
+
+  FrameParser q;
+  Bytes h = {0, 0, 0, 11, static_cast<uint8_t>(FrameType::kDelta)};  // 10-byte payload
+  std::memcpy(q.buffer().data(), h.data(), h.size());
+  ASSERT_TRUE(q.commit(h.size(), none).is_ok());
+  ASSERT_EQ(q.buffer().size(), 10u);
+  EXPECT_EQ(q.commit(11, none).code(), Status::Code::kInvalid);
 }
 
 TEST(Frame, PartialHeaderWaitsAndIsNotIdle) {

@@ -122,6 +122,9 @@ TEST_F(TlsTest, PinnedHandshakeAndDataBothWays) {
   EXPECT_EQ(server_.tls->peer_fingerprint(), a_.fingerprint);
   EXPECT_STREQ(client_.tls->protocol(), "TLSv1.3");
   EXPECT_STREQ(server_.tls->protocol(), "TLSv1.3");
+  // Both ends prefer AES-128-GCM (tls.h says why).
+  EXPECT_STREQ(client_.tls->cipher(), "TLS_AES_128_GCM_SHA256");
+  EXPECT_STREQ(server_.tls->cipher(), "TLS_AES_128_GCM_SHA256");
 
   ASSERT_TRUE(server_.tls->write(s2c).is_ok());
   run_until([&] {
@@ -170,6 +173,78 @@ TEST_F(TlsTest, ServerWithWrongPinRefusesClient) {
   EXPECT_TRUE(server_.received.empty());  // not one byte of application data
   // In TLS 1.3 the client finishes first, then learns of the rejection.
   EXPECT_FALSE(client_.status.is_ok());
+}
+
+// Hands out buffers of `room` bytes at a time and records every commit.
+struct RecordingSink : PlaintextSink {
+  explicit RecordingSink(size_t room) : buf(room) {}
+  std::span<uint8_t> buffer() override { return buf; }
+  Status commit(size_t n) override {
+    EXPECT_LE(n, buf.size());
+    got.insert(got.end(), buf.begin(), buf.begin() + static_cast<ptrdiff_t>(n));
+    ++commits;
+    return stop_after > 0 && commits >= stop_after ? Status::corrupt("sink says stop")
+                                                   : Status::ok();
+  }
+  Bytes buf, got;
+  int commits = 0, stop_after = 0;
+};
+
+TEST_F(TlsTest, PlaintextGoesToTheSinkInPiecesOfItsBufferAtEveryFeedSize) {
+  const Bytes plain = pattern(100'000);
+  const size_t feeds[] = {0, 1, 2, 3, 7, 15, 100, 10000, 200000};
+  // Sinks that offer 1, 5 (a frame header), 7 and 16384 bytes at a time; the
+  // ciphertext is fed in pieces cycling through the librsync buffer sizes.
+  for (size_t room : {size_t{1}, size_t{5}, size_t{7}, size_t{16384}}) {
+    SCOPED_TRACE("room=" + std::to_string(room));
+    connect(b_.fingerprint, a_.fingerprint);
+    run_until([&] { return client_.tls->established() && server_.tls->established(); });
+    ASSERT_TRUE(client_.tls->established() && server_.tls->established());
+    ASSERT_TRUE(client_.tls->write(plain).is_ok());
+    Bytes wire;
+    client_.tls->take_ciphertext(wire);
+    ASSERT_GT(wire.size(), plain.size());
+    RecordingSink sink(room);
+    for (size_t pos = 0, k = 0; pos < wire.size(); ++k) {
+      size_t n = std::min(feeds[k % 9], wire.size() - pos);
+      ASSERT_TRUE(server_.tls->feed_ciphertext(std::span(wire).subspan(pos, n), sink).is_ok());
+      pos += n;
+    }
+    EXPECT_TRUE(sink.got == plain);
+    EXPECT_GE(sink.commits, static_cast<int>(plain.size() / room));
+  }
+}
+
+TEST_F(TlsTest, ASinkErrorStopsTheFeedAndIsReturned) {
+  connect(b_.fingerprint, a_.fingerprint);
+  run_until([&] { return client_.tls->established() && server_.tls->established(); });
+  ASSERT_TRUE(client_.tls->write(pattern(50'000)).is_ok());
+  Bytes w;
+  client_.tls->take_ciphertext(w);
+  RecordingSink sink(1000);
+  sink.stop_after = 3;
+  Status s = server_.tls->feed_ciphertext(w, sink);
+  EXPECT_EQ(s.code(), Status::Code::kCorrupt) << s.to_string();
+  EXPECT_EQ(sink.commits, 3);
+  EXPECT_EQ(sink.got.size(), 3000u);
+}
+
+TEST_F(TlsTest, TakeCiphertextAppendsAfterWhatIsThere) {
+  connect(b_.fingerprint, a_.fingerprint);
+  run_until([&] { return client_.tls->established() && server_.tls->established(); });
+  ASSERT_TRUE(client_.tls->write(pattern(1000)).is_ok());
+  Bytes w = {1, 2, 3};
+  client_.tls->take_ciphertext(w);
+  ASSERT_GT(w.size(), 1003u);
+  EXPECT_EQ(w[0], 1);
+  EXPECT_EQ(w[2], 3);
+  Bytes more;
+  client_.tls->take_ciphertext(more);  // nothing left
+  EXPECT_TRUE(more.empty());
+  // What was appended is one whole record stream the server can read.
+  Bytes got;
+  ASSERT_TRUE(server_.tls->feed_ciphertext(std::span(w).subspan(3), got).is_ok());
+  EXPECT_TRUE(got == pattern(1000));
 }
 
 TEST_F(TlsTest, GarbageCiphertextIsAnError) {
