@@ -59,6 +59,15 @@ class File {
   virtual Status set_mtime_ns(int64_t ns) = 0;
   // Drops this file's cached pages (posix_fadvise DONTNEED); best effort.
   virtual void drop_cache() = 0;
+  // For a file written front to back that nothing reads again soon (a
+  // received recording): starts writeback of what was written since the
+  // last call (sync_file_range WRITE); what the call before started is
+  // waited for and its pages dropped (POSIX_FADV_DONTNEED). Call it every
+  // MiB or so: the file then holds about two calls' worth of dirty or cached
+  // pages, its final sync() has little left to write, and the next pages
+  // written are warm recycled ones. Best effort (a write error shows at
+  // sync()); not a durability step.
+  virtual void write_behind() = 0;
   // Starts reading the whole file into the page cache in the background
   // (posix_fadvise WILLNEED), so later reads do not wait for the disk; best
   // effort.

@@ -1,5 +1,6 @@
 #include "archive/archiver.h"
 
+#include <optional>
 #include <random>
 #include <vector>
 
@@ -24,6 +25,25 @@ std::string random_suffix() {
 int64_t to_ms(WallTime t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
+
+// The page-budget share of a recording whose pages are left cached for the
+// peer senders: given back unless the recording was queued for them.
+class BudgetShare {
+ public:
+  BudgetShare(PageBudget* b, uint64_t n) : b_(b), n_(n) { granted_ = !b_ || b_->take(n_); }
+  ~BudgetShare() {
+    if (b_ && granted_ && !queued_) b_->give_back(n_);
+  }
+  BudgetShare(const BudgetShare&) = delete;
+  BudgetShare& operator=(const BudgetShare&) = delete;
+  bool granted() const { return granted_; }
+  void queued() { queued_ = true; }
+
+ private:
+  PageBudget* b_;
+  uint64_t n_;
+  bool granted_ = false, queued_ = false;
+};
 
 }  // namespace
 
@@ -77,7 +97,7 @@ Result<std::string> Archiver::copy_to_temp(File& src, const std::string& tmp, in
   return h.hex();
 }
 
-Result<std::string> Archiver::hash_file(const std::string& path) {
+Result<std::string> Archiver::hash_file(const std::string& path, bool keep_pages) {
   auto f = env_->open_read(path);
   if (!f) return f.status();
   std::vector<char> buf(kCopyBuf);
@@ -88,7 +108,7 @@ Result<std::string> Archiver::hash_file(const std::string& path) {
     if (*n == 0) break;
     h.update(buf.data(), *n);
   }
-  if (opt_.replicate_to.empty()) (*f)->drop_cache();
+  if (!keep_pages) (*f)->drop_cache();
   return h.hex();
 }
 
@@ -177,7 +197,10 @@ ArchiveOutcome Archiver::archive_one(const std::string& spool_rel, Millis settle
     out.kind = lease_ok ? K::kChanged : K::kWriterBusy;
     return out;
   }
-  auto tmp_hash = hash_file(tmp);
+  std::optional<BudgetShare> share;
+  if (!opt_.replicate_to.empty())
+    share.emplace(opt_.page_budget, before->size * opt_.replicate_to.size());
+  auto tmp_hash = hash_file(tmp, share && share->granted());
   if (!tmp_hash) {
     discard();
     return fail(tmp_hash.status());
@@ -217,6 +240,7 @@ ArchiveOutcome Archiver::archive_one(const std::string& spool_rel, Millis settle
   out.row.origin = "local";
   if (Status s = store_->upsert_recording(out.row, opt_.replicate_to, before->mtime_ns); !s)
     return fail(s);
+  if (share) share->queued();  // the senders read it and give the share back
 
   // Last look before the spool copy goes: a writer that opened it meanwhile
   // breaks the lease (or changes the mtime); then keep the spool copy, it will

@@ -24,6 +24,7 @@
 
 #include "archive/layout.h"
 #include "recsync/env.h"
+#include "recsync/page_budget.h"
 #include "recsync/units.h"
 #include "state/store.h"
 #include "watch/writer_check.h"
@@ -37,9 +38,11 @@ struct ArchiverOptions {
   OpenCheck open_check = OpenCheck::kAuto;
   // Peers each archived recording is queued for (replication), in the same
   // state-store transaction that records it. When set, the archived copy's
-  // pages are left in the page cache after the verify: the peer sender reads
-  // the file next (and drops them); otherwise they are dropped at once.
+  // pages are left in the page cache after the verify while `page_budget`
+  // grants them (one share per peer; no budget: always): the peer sender
+  // reads the file next (and drops them). Otherwise they are dropped at once.
   std::vector<std::string> replicate_to;
+  PageBudget* page_budget = nullptr;  // not owned; outlives the Archiver
 };
 
 struct ArchiveOutcome {
@@ -71,7 +74,8 @@ class Archiver {
  private:
   Result<std::string> copy_to_temp(File& src, const std::string& tmp, int64_t mtime_ns,
                                    bool leased);
-  Result<std::string> hash_file(const std::string& path);
+  // Hashes the file at path; keep_pages: leave its pages in the page cache.
+  Result<std::string> hash_file(const std::string& path, bool keep_pages = false);
 
   Env* env_;
   StateStore* store_;

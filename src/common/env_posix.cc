@@ -79,6 +79,21 @@ class PosixFile : public File {
     return Status::ok();
   }
   void drop_cache() override { ::posix_fadvise(fd_, 0, 0, POSIX_FADV_DONTNEED); }
+  void write_behind() override {
+    const off_t end = ::lseek(fd_, 0, SEEK_CUR);
+    if (end < 0) return;
+    if (wb_started_ > wb_done_) {
+      ::sync_file_range(
+          fd_, wb_done_, wb_started_ - wb_done_,
+          SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+      ::posix_fadvise(fd_, wb_done_, wb_started_ - wb_done_, POSIX_FADV_DONTNEED);
+      wb_done_ = wb_started_;
+    }
+    if (end > wb_started_) {
+      ::sync_file_range(fd_, wb_started_, end - wb_started_, SYNC_FILE_RANGE_WRITE);
+      wb_started_ = end;
+    }
+  }
   void will_need() override { ::posix_fadvise(fd_, 0, 0, POSIX_FADV_WILLNEED); }
   Status take_read_lease() override {
     if (::fcntl(fd_, F_SETLEASE, F_RDLCK) != 0) {
@@ -101,6 +116,8 @@ class PosixFile : public File {
   int fd_;
   std::string path_;
   bool leased_ = false;
+  off_t wb_started_ = 0;  // write_behind(): writeback started up to here
+  off_t wb_done_ = 0;     // ... and waited for and dropped up to here
 };
 
 class PosixDir : public Dir {
@@ -258,6 +275,7 @@ class FaultFile : public File {
   Result<FileStat> stat() override { return f_->stat(); }
   Status set_mtime_ns(int64_t ns) override { return f_->set_mtime_ns(ns); }
   void drop_cache() override { f_->drop_cache(); }
+  void write_behind() override { f_->write_behind(); }
   void will_need() override { f_->will_need(); }
   Status take_read_lease() override {
     if (env_->lease_busy.load()) return Status::busy("lease (injected): file open for writing");

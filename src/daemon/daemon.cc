@@ -142,6 +142,8 @@ class Daemon::Impl {
   bool stopping_ = false;
 
   std::unique_ptr<StateStore> store_;
+  // Recordings the archiver leaves in the page cache for the peer senders.
+  PageBudget page_budget_;
   std::unique_ptr<Archiver> archiver_;
   std::unique_ptr<FileFilter> filter_;
   std::unique_ptr<Aggregator> agg_;
@@ -251,6 +253,7 @@ Status Daemon::Impl::start_replication() {
   o.bandwidth_bps = cfg_.replication.bandwidth_bps;
   o.archive_root = cfg_.archive.path;
   o.peers = cfg_.peers;
+  o.page_budget = &page_budget_;
   auto s = replication::Service::create(env_, store_.get(), *id, std::move(o));
   if (!s) return s.status();
   repl_ = std::move(s).value();
@@ -303,6 +306,7 @@ Status Daemon::Impl::run() {
   RECSYNC_RETURN_IF_ERROR(start_replication());
   ArchiverOptions aopt{cfg_.spool.path, cfg_.archive.path, *layout, *check};
   if (repl_) aopt.replicate_to = repl_->peer_names();
+  aopt.page_budget = &page_budget_;
   archiver_ = std::make_unique<Archiver>(env_, store_.get(), std::move(aopt));
 
   uv_loop_init(&loop_);

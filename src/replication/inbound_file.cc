@@ -12,6 +12,8 @@ namespace {
 constexpr size_t kReadBuf = 1 << 20;
 constexpr int kMaxVersions = 1000;
 constexpr size_t kWriteBatch = 256 * 1024;
+// File::write_behind() after every this many bytes written.
+constexpr uint64_t kWriteBehind = 1 << 20;
 
 std::string random_suffix() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -219,10 +221,18 @@ Status InboundFile::flush_out() {
   Status s = out_->write_all(buf_.data(), buf_.size());
   if (s) {
     hasher_.update(buf_.data(), buf_.size());
-    written_ += buf_.size();
+    wrote(buf_.size());
   }
   buf_.clear();
   return s;
+}
+
+void InboundFile::wrote(uint64_t n) {
+  written_ += n;
+  if (written_ - written_behind_ >= kWriteBehind) {
+    out_->write_behind();
+    written_behind_ = written_;
+  }
 }
 
 Status InboundFile::feed_literal(std::span<const uint8_t> bytes) {
@@ -235,8 +245,16 @@ Status InboundFile::feed_literal(std::span<const uint8_t> bytes) {
   if (bytes_written() + bytes.size() > expected_size_)
     return fail(Status::corrupt("inbound " + rel_ + ": more than the " +
                                 std::to_string(expected_size_) + " bytes offered"));
+  if (buf_.empty() && bytes.size() >= kWriteBatch) {  // large enough: no batching copy
+    if (Status s = out_->write_all(bytes.data(), bytes.size()); !s) return fail(s);
+    hasher_.update(bytes.data(), bytes.size());
+    wrote(bytes.size());
+    return Status::ok();
+  }
   buf_.insert(buf_.end(), bytes.begin(), bytes.end());
-  if (buf_.size() >= kWriteBatch) return flush_out();
+  if (buf_.size() >= kWriteBatch) {
+    if (Status w = flush_out(); !w) return fail(w);
+  }
   return Status::ok();
 }
 
@@ -297,6 +315,10 @@ Result<InboundResult> InboundFile::finish() {
   }
   if (Status m = out_->set_mtime_ns(mtime_ns_); !m) return fail(m);
   if (Status y = out_->sync(); !y) return fail(y);
+  // Durable now; nothing here reads it again soon. Dropping its pages keeps
+  // the page cache (FreeSWITCH's tmpfs, playback, the state DB) from filling
+  // with write-once recordings, and lets the next file reuse warm pages.
+  out_->drop_cache();
   out_.reset();
   basis_.reset();
 
@@ -355,6 +377,7 @@ Status InboundFile::abort_keep_partial() {
     return Status::ok();
   }
   Status s = out_->sync();
+  if (s) out_->drop_cache();
   out_.reset();
   basis_.reset();
   closed_ = true;

@@ -144,6 +144,8 @@ class InboundFile {
   Status make_signature();
   Status check_folders() const;
   Status flush_out();
+  // Counts n bytes written to out_; every kWriteBehind of them, write_behind().
+  void wrote(uint64_t n);
   Status fail(Status s);
   void remove_partials();
 
@@ -171,8 +173,9 @@ class InboundFile {
   std::unique_ptr<File> out_;
   std::unique_ptr<delta::PatchJob> patch_;
   Hasher hasher_;
-  uint64_t written_ = 0;      // bytes written to out_ (and hashed)
-  std::vector<uint8_t> buf_;  // produced, not yet written
+  uint64_t written_ = 0;         // bytes written to out_ (and hashed)
+  uint64_t written_behind_ = 0;  // written_ at the last write_behind()
+  std::vector<uint8_t> buf_;     // produced, not yet written
   Status error_;
   bool closed_ = false;  // finished, aborted or discarded
   enum class Mode { kUnset, kDelta, kLiteral } mode_ = Mode::kUnset;

@@ -35,6 +35,7 @@
 #include "peer/identity.h"
 #include "recsync/config.h"
 #include "recsync/env.h"
+#include "recsync/page_budget.h"
 #include "recsync/status.h"
 #include "replication/governor.h"
 #include "replication/inbound_file.h"
@@ -85,6 +86,10 @@ struct ServiceOptions {
   InboundOptions inbound;
   std::chrono::milliseconds live_window{60'000};
   std::chrono::milliseconds retry_max{300'000};  // backoff cap for a failed file
+  // Shares of recordings the archiver left cached for the senders: a sender
+  // gives back a recording's share once it has read it. Not owned; may be
+  // null.
+  PageBudget* page_budget = nullptr;
 };
 
 class Service {

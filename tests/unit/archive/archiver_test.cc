@@ -65,6 +65,7 @@ class HookFile : public File {
   Status set_mtime_ns(int64_t ns) override { return f_->set_mtime_ns(ns); }
   void drop_cache() override { f_->drop_cache(); }
   void will_need() override { f_->will_need(); }
+  void write_behind() override { f_->write_behind(); }
   Status take_read_lease() override { return f_->take_read_lease(); }
   bool lease_intact() override { return f_->lease_intact(); }
   void release_lease() override { f_->release_lease(); }
@@ -623,6 +624,56 @@ INSTANTIATE_TEST_SUITE_P(
         FaultCase{"rename_EIO", &FaultEnv::rename_errno, EIO, Status::Code::kIo},
         FaultCase{"create_EROFS", &FaultEnv::create_errno, EROFS, Status::Code::kIo}),
     [](const ::testing::TestParamInfo<FaultCase>& i) { return std::string(i.param.what); });
+
+TEST_F(ArchiverTest, PagesAreLeftForPeersOnlyWithinTheBudgetAndOnlyWhenQueued) {
+  PageBudget budget(10'000);
+  ArchiverOptions o{spool_, archive_, Layout::kFlat, OpenCheck::kAuto};
+  o.replicate_to = {"fs2", "fs3"};
+  o.page_budget = &budget;
+  Archiver a(&env_, store_.get(), o);
+  // 3000 bytes for two peers: a share of 6000.
+  spool("a.wav", bytes(3000, 1));
+  ASSERT_EQ(a.archive_one("a.wav", kSettle).kind, K::kArchived);
+  EXPECT_EQ(budget.used(), 6000u);
+  // The next one does not fit (12000 > 10000): archived all the same, no share.
+  spool("b.wav", bytes(3000, 2));
+  ASSERT_EQ(a.archive_one("b.wav", kSettle).kind, K::kArchived);
+  EXPECT_EQ(budget.used(), 6000u);
+  // A sender giving its shares back makes room again.
+  budget.give_back(3000);
+  budget.give_back(3000);
+  EXPECT_EQ(budget.used(), 0u);
+  // A recording that fails after its share was taken gives it back.
+  spool("c.wav", bytes(3000, 3));
+  env_.rename_errno = EIO;
+  EXPECT_EQ(a.archive_one("c.wav", kSettle).kind, K::kFailed);
+  EXPECT_EQ(budget.used(), 0u);
+  env_.rename_errno = 0;
+  ASSERT_EQ(a.archive_one("c.wav", kSettle).kind, K::kArchived);
+  EXPECT_EQ(budget.used(), 6000u);
+  // Without peers nothing is taken.
+  Archiver solo(&env_, store_.get(),
+                ArchiverOptions{spool_, archive_, Layout::kFlat, OpenCheck::kAuto, {}, &budget});
+  spool("d.wav", bytes(100, 4));
+  ASSERT_EQ(solo.archive_one("d.wav", kSettle).kind, K::kArchived);
+  EXPECT_EQ(budget.used(), 6000u);
+}
+
+TEST(PageBudget, GrantsWithinTheLimitAndNeverGoesBelowZero) {
+  PageBudget b(100);
+  EXPECT_TRUE(b.take(60));
+  EXPECT_FALSE(b.take(41));
+  EXPECT_TRUE(b.take(40));
+  EXPECT_FALSE(b.take(1));
+  EXPECT_EQ(b.used(), 100u);
+  b.give_back(30);
+  EXPECT_EQ(b.used(), 70u);
+  b.give_back(1000);  // more than was taken (a restart, a share never granted)
+  EXPECT_EQ(b.used(), 0u);
+  EXPECT_FALSE(b.take(101));
+  EXPECT_FALSE(b.take(UINT64_MAX));
+  EXPECT_EQ(b.used(), 0u);
+}
 
 TEST_F(ArchiverTest, FolderFsyncFailureAfterPublishKeepsTheSpoolCopy) {
   const std::string content = bytes(4000, 12);

@@ -75,6 +75,7 @@ class NoLeaseFile : public File {
   Status set_mtime_ns(int64_t ns) override { return f_->set_mtime_ns(ns); }
   void drop_cache() override {}
   void will_need() override {}
+  void write_behind() override {}
   Status take_read_lease() override {
     ++lease_attempts;
     return Status::from_errno(EACCES, "lease");
