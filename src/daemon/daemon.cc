@@ -19,6 +19,7 @@
 #include "peer/identity.h"
 #include "recsync/log.h"
 #include "recsync/names.h"
+#include "recsync/thread_name.h"
 #include "recsync/units.h"
 #include "recsync/version.h"
 #include "replication/service.h"
@@ -521,6 +522,7 @@ void Daemon::Impl::dispatch_due() {
 }
 
 void Daemon::Impl::worker_main() {
+  name_this_thread("rs-archive");
   for (;;) {
     std::string rel;
     {
@@ -634,6 +636,7 @@ void Daemon::Impl::handle_result(WorkResult& r) {
 // ------------------------------------------------------------ background
 
 void Daemon::Impl::reconcile_main(const FileFilter& filter) {
+  name_this_thread("rs-reconcile");
   // Adopt what the archive holds (e.g. the old cron's flat tree) and forget
   // rows whose files are gone. Disk is the truth; the DB is rebuilt from it.
   auto lg = log::get("state");
@@ -707,6 +710,7 @@ void Daemon::Impl::reconcile_main(const FileFilter& filter) {
 }
 
 void Daemon::Impl::retention_main() {
+  name_this_thread("rs-retention");
   auto lg = log::get("retention");
   std::unique_lock<std::mutex> l(rmu_);
   // First pass 30 s after start (and after the archive is reconciled), so a

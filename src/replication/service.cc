@@ -20,6 +20,7 @@
 #include "recsync/hash.h"
 #include "recsync/log.h"
 #include "recsync/names.h"
+#include "recsync/thread_name.h"
 #include "recsync/units.h"
 
 namespace recsync::replication {
@@ -192,6 +193,7 @@ class Finisher {
     std::function<Status()> fn;
   };
   void run() {
+    name_this_thread("rs-finish");
     std::unique_lock<std::mutex> l(mu_);
     while (true) {
       cv_.wait(l, [&] { return stop_ || !jobs_.empty(); });
@@ -724,6 +726,7 @@ Status Service::Impl::sender_session(PeerSlot& p, Connection& c, bool& greeted) 
 
 void Service::Impl::sender_main(PeerSlot* pp) {
   PeerSlot& p = *pp;
+  name_this_thread("rs-send:" + p.cfg.name);
   std::mt19937_64 rng{std::random_device{}()};
   int failures = 0;
   std::string last_logged;  // the same trouble is logged once, then at debug
@@ -1017,6 +1020,7 @@ Status Service::Impl::receiver_session(Connection& c, PeerSlot& p) {
 }
 
 void Service::Impl::receiver_main(Inbound* in, int fd, std::string remote) {
+  name_this_thread("rs-recv");
   auto c = Connection::accept(fd, *tls, kConnectTimeout, &cancel);
   if (!c) {
     std::lock_guard<std::mutex> l(mu);
@@ -1055,6 +1059,7 @@ void Service::Impl::receiver_main(Inbound* in, int fd, std::string remote) {
 }
 
 void Service::Impl::acceptor_main() {
+  name_this_thread("rs-accept");
   while (true) {
     pollfd fds[2] = {{listen_fd, POLLIN, 0}, {cancel.fd(), POLLIN, 0}};
     int r = ::poll(fds, cancel.fd() >= 0 ? 2 : 1, 1000);
