@@ -8,7 +8,7 @@ pkgs=(
   libgtest-dev libgmock-dev libssl-dev libsystemd-dev libtomlplusplus-dev
   libsqlite3-dev libxxhash-dev nlohmann-json3-dev
   clang-14 libclang-rt-14-dev
-  python3 rsync lsyncd iproute2 e2fsprogs util-linux procps psmisc openssl
+  python3 rsync lsyncd iproute2 iptables e2fsprogs util-linux procps psmisc openssl
   debhelper devscripts lintian mandoc systemd sqlite3 dpkg-dev fakeroot
 )
 missing=()
