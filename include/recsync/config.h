@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "recsync/schedule.h"
 #include "recsync/status.h"
 #include "recsync/units.h"
 
@@ -67,6 +68,10 @@ struct Config {
   struct {
     std::string listen = "0.0.0.0:7373";
     uint64_t bandwidth_bps = 50'000'000;  // 0 = no cap
+    // The cap by local time of day, e.g. "08:00-20:00=20MB/s" (schedule.h);
+    // minutes it does not cover use bandwidth_bps. Empty: no schedule.
+    Schedule schedule;
+    std::string schedule_text;  // as written, for status and logs
   } replication;
 
   std::vector<PeerConfig> peers;

@@ -80,9 +80,11 @@ std::string human_status(const json& s) {
   } else {
     const json& rp = s["replication"];
     const uint64_t cap = rp["bandwidth_bps"].get<uint64_t>();
-    o += fmt::format("replicate  {}/s of {}; queue {} files ({}), oldest {}\n",
+    const std::string sched = rp.value("schedule", "");
+    o += fmt::format("replicate  {}/s of {}{}; queue {} files ({}), oldest {}\n",
                      format_bytes(rp["rate_bps"].get<uint64_t>()),
                      cap ? format_bytes(cap) + "/s" : std::string("no cap"),
+                     sched.empty() ? "" : " (schedule " + sched + ")",
                      rp["queue"]["files"].get<uint64_t>(),
                      format_bytes(rp["queue"]["bytes"].get<uint64_t>()),
                      dur(rp["queue"]["oldest_s"].get<int64_t>()));

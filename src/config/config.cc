@@ -260,6 +260,16 @@ Status get_bandwidth(const Item& it, uint64_t* out) {
   return Status::ok();
 }
 
+Status get_schedule(const Item& it, Schedule* out, std::string* text) {
+  const auto* s = it.node.as_string();
+  if (!s) return wrong_type(it, "a string such as \"08:00-20:00=20MB/s,20:00-08:00=0\"");
+  auto sc = parse_schedule(s->get());
+  if (!sc) return it.fail(sc.status().message());
+  *out = std::move(sc).value();
+  *text = s->get();
+  return Status::ok();
+}
+
 Status get_fingerprint(const Item& it, std::string* out) {
   std::string s;
   RECSYNC_RETURN_IF_ERROR(get_string(it, &s));
@@ -421,6 +431,11 @@ const Field kFields[] = {
     {{"replication.bandwidth", "\"50MB/s\"",
       "cap on replication traffic, e.g. \"50MB/s\", \"10MiB/s\"; \"0\" = no cap"},
      APPLY(return get_bandwidth(it, &c.replication.bandwidth_bps)),
+     nullptr},
+    {{"replication.schedule", "\"\"",
+      "cap by local time of day, \"HH:MM-HH:MM=<rate>,...\" (e.g. \"08:00-20:00=20MB/s\"); "
+      "minutes not covered use replication.bandwidth; \"\" = none"},
+     APPLY(return get_schedule(it, &c.replication.schedule, &c.replication.schedule_text)),
      nullptr},
 
     {{"peer.name", "", "the peer's node name (required, unique)"},

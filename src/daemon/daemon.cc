@@ -101,6 +101,10 @@ class Daemon::Impl {
   void start_threads();
   void begin_stop();
   void reload();
+  // Sets the replication cap from replication.schedule at the local time of
+  // day (replication.bandwidth outside its ranges, or without one); logs a
+  // change with `why`. Loop thread; every second and after a reload.
+  void apply_bandwidth(const char* why);
 
   // spool pipeline (loop thread)
   // due_ms and size come from a scan; an inotify event passes neither.
@@ -152,6 +156,7 @@ class Daemon::Impl {
   std::unique_ptr<ControlServer> control_;
   // Peer replication; null on a single node (no [[peer]]).
   std::unique_ptr<replication::Service> repl_;
+  uint64_t cap_in_force_ = 0;  // the replication cap apply_bandwidth() last set
 
   // Spool work set, loop thread only.
   std::unordered_map<std::string, SpoolEntry> spool_;
@@ -353,7 +358,11 @@ Status Daemon::Impl::run() {
   uv_timer_start(
       &slow_, [](uv_timer_t* t) { static_cast<Impl*>(t->loop->data)->on_slow_timer(); }, 0, 1000);
   start_threads();
-  if (repl_) repl_->start();
+  if (repl_) {
+    cap_in_force_ = cfg_.replication.bandwidth_bps;  // what the Service was created with
+    apply_bandwidth("schedule");
+    repl_->start();
+  }
   if (sd_watchdog_enabled(0, &watchdog_usec_) <= 0) watchdog_usec_ = 0;
   lg_->info("recsyncd {} ready: node {}, spool {} ({} files waiting, {} watches), archive {}",
             kVersion, cfg_.node, cfg_.spool.path, spool_.size(), watcher_->watch_count(),
@@ -443,13 +452,10 @@ void Daemon::Impl::reload() {
         return a.name == b.name && a.address == b.address && a.fingerprint == b.fingerprint;
       }))
     lg_->warn("SIGHUP: replication.listen and [[peer]] sections change only on restart");
-  if (repl_ && n.replication.bandwidth_bps != cfg_.replication.bandwidth_bps) {
-    repl_->set_bandwidth(n.replication.bandwidth_bps);
-    lg_->info("SIGHUP: replication bandwidth cap now {}",
-              n.replication.bandwidth_bps ? format_bytes(n.replication.bandwidth_bps) + "/s"
-                                          : std::string("none"));
-  }
   cfg_.replication.bandwidth_bps = n.replication.bandwidth_bps;
+  cfg_.replication.schedule = n.replication.schedule;
+  cfg_.replication.schedule_text = n.replication.schedule_text;
+  apply_bandwidth("SIGHUP");
   log::set_levels(cfg_.log.level, cfg_.log.components);
   filter_ = std::make_unique<FileFilter>(cfg_.spool.include, cfg_.spool.exclude);
   agg_->set_settle(cfg_.spool.settle);
@@ -749,7 +755,25 @@ void Daemon::Impl::retention_main() {
 
 // ------------------------------------------------------- status & control
 
+void Daemon::Impl::apply_bandwidth(const char* why) {
+  if (!repl_) return;
+  const auto& r = cfg_.replication;
+  uint64_t cap = r.bandwidth_bps;
+  if (!r.schedule.empty()) {
+    const time_t t = std::chrono::system_clock::to_time_t(env_->now());
+    struct tm lt {};
+    if (localtime_r(&t, &lt)) cap = r.schedule.rate_at(lt.tm_hour * 60 + lt.tm_min, cap);
+  }
+  if (cap == cap_in_force_) return;
+  cap_in_force_ = cap;
+  repl_->set_bandwidth(cap);
+  lg_->info("{}: replication bandwidth cap now {}{}", why,
+            cap ? format_bytes(cap) + "/s" : std::string("none"),
+            r.schedule.empty() ? "" : " (schedule \"" + r.schedule_text + "\")");
+}
+
 void Daemon::Impl::on_slow_timer() {
+  apply_bandwidth("schedule");
   if (auto u = env_->fs_usage(cfg_.spool.path)) {
     spool_usage_ = *u;
     std::string was = spool_alarm_;
@@ -907,7 +931,9 @@ json Daemon::Impl::status_json() {
       {"enabled", rs.has_value()},
       {"listen", rs ? json(rs->listen) : json(nullptr)},
       {"listen_port", rs ? json(rs->listen_port) : json(nullptr)},
-      {"bandwidth_bps", cfg_.replication.bandwidth_bps},
+      {"bandwidth_bps", rs ? cap_in_force_ : cfg_.replication.bandwidth_bps},
+      {"bandwidth_default_bps", cfg_.replication.bandwidth_bps},
+      {"schedule", cfg_.replication.schedule_text},
       {"rate_bps", rs ? rs->rate_bps : 0},
       {"queue",
        {{"files", total.files()},

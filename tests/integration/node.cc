@@ -42,6 +42,7 @@ void Node::write_config() {
     c += "\n[metrics]\nlisten = \"\"\n[replication]\n";
     if (!o.listen.empty()) c += "listen = \"" + o.listen + "\"\n";
     if (!o.bandwidth.empty()) c += "bandwidth = \"" + o.bandwidth + "\"\n";
+    if (!o.schedule.empty()) c += "schedule = \"" + o.schedule + "\"\n";
     for (const PeerSpec& p : o.peers) {
       c += "[[peer]]\nname = \"" + p.name + "\"\naddress = \"" + p.address +
            "\"\nfingerprint = \"" + p.fingerprint + "\"\n";

@@ -32,6 +32,7 @@ struct NodeOptions {
   // default port).
   std::string listen;     // replication.listen, e.g. "127.0.0.1:0"
   std::string bandwidth;  // replication.bandwidth, e.g. "20MB/s"; "" = default
+  std::string schedule;   // replication.schedule; "" = none
   std::vector<PeerSpec> peers;
   // Prepended to the recsyncd command line, e.g. {"ip", "netns", "exec", "ns1"}.
   std::vector<std::string> exec_prefix;

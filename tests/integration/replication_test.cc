@@ -409,6 +409,31 @@ std::string make_identity(const TempDir& d, const std::string& node) {
   return fp;
 }
 
+TEST(Replication, BandwidthScheduleSetsTheCapInForceAndSighupChangesIt) {
+  RECSYNC_REQUIRE_ROOT();
+  NodeOptions o;
+  o.listen = "127.0.0.1:0";
+  o.bandwidth = "50MB/s";
+  o.schedule = "00:00-24:00=1MB/s";  // the whole day, whatever the local time
+  // A peer that is never there (loopback port 1): replication runs, links fail.
+  o.peers = {{"fs2", "127.0.0.1:1", "sha256:" + std::string(64, 'a')}};
+  Node n(o);
+  n.start();
+  auto cap = [&] { return num(n.status(), {"replication", "bandwidth_bps"}); };
+  ASSERT_TRUE(wait_until([&] { return cap() == 1'000'000; }, 10s)) << n.status().dump(1);
+  json s = n.status();
+  EXPECT_EQ(num(s, {"replication", "bandwidth_default_bps"}), 50'000'000);
+  EXPECT_EQ(s["replication"]["schedule"], "00:00-24:00=1MB/s");
+  EXPECT_NE(n.log().find("replication bandwidth cap now"), std::string::npos) << n.log();
+  // Without the schedule, SIGHUP puts the configured cap back.
+  n.options().schedule = "";
+  n.write_config();
+  n.process()->signal(SIGHUP);
+  ASSERT_TRUE(wait_until([&] { return cap() == 50'000'000; }, 10s)) << n.status().dump(1);
+  EXPECT_EQ(n.status()["replication"]["schedule"], "");
+  n.stop();
+}
+
 TEST(ReplicationSecurity, WrongFingerprintIsRefusedAndNothingMoves) {
   RECSYNC_REQUIRE_ROOT();
   TempDir other;

@@ -62,7 +62,9 @@ std::string dump(const Config& c) {
     << "\nretention.clock_tolerance=" << c.retention.clock_tolerance.count()
     << "\nretention.audit_log=" << c.retention.audit_log
     << "\nreplication.listen=" << c.replication.listen
-    << "\nreplication.bandwidth=" << c.replication.bandwidth_bps;
+    << "\nreplication.bandwidth=" << c.replication.bandwidth_bps
+    << "\nreplication.schedule=" << c.replication.schedule_text << "("
+    << c.replication.schedule.entries().size() << " entries)";
   for (const auto& p : c.peers)
     o << "\npeer=" << p.name << "," << p.address << "," << p.fingerprint;
   o << "\nmetrics.listen=" << c.metrics.listen << "\n";
@@ -151,6 +153,7 @@ audit_log = "/var/log/recsync/audit.log"
 [replication]
 listen = "[::]:7474"
 bandwidth = "10MiB/s"
+schedule = "08:00-20:00=20MB/s, 20:00-08:00=0"
 
 [[peer]]
 name = "fs2"
@@ -196,6 +199,10 @@ listen = ""
   EXPECT_EQ(c.db_path(), "/srv/recsync/state/state.db");
   EXPECT_EQ(c.replication.listen, "[::]:7474");
   EXPECT_EQ(c.replication.bandwidth_bps, 10u << 20);
+  EXPECT_EQ(c.replication.schedule_text, "08:00-20:00=20MB/s, 20:00-08:00=0");
+  ASSERT_EQ(c.replication.schedule.entries().size(), 2u);
+  EXPECT_EQ(c.replication.schedule.rate_at(9 * 60, 1), 20'000'000u);
+  EXPECT_EQ(c.replication.schedule.rate_at(21 * 60, 1), 0u);
   ASSERT_EQ(c.peers.size(), 2u);
   EXPECT_EQ(c.peers[0].name, "fs2");
   EXPECT_EQ(c.peers[0].address, "192.168.1.109:7373");
@@ -367,6 +374,14 @@ TEST(Config, Errors) {
        "MB, GB, TB or KiB, MiB, GiB, TiB)"},
       {kBase + "[replication]\nbandwidth = \"99999999TB/s\"\n",
        "test.conf:6: replication.bandwidth: invalid rate '99999999TB/s': too large"},
+      {kBase + "[replication]\nschedule = 5\n",
+       "test.conf:6: replication.schedule: expected a string such as "
+       "\"08:00-20:00=20MB/s,20:00-08:00=0\" (got an integer)"},
+      {kBase + "[replication]\nschedule = \"08:00-20:00=1MB,19:00-21:00=2MB\"\n",
+       "test.conf:6: replication.schedule: schedule entry \"19:00-21:00=2MB\": overlaps "
+       "08:00-20:00 at 19:00"},
+      {kBase + "[replication]\nschedule = \"8-20=1MB\"\n",
+       "test.conf:6: replication.schedule: schedule entry \"8-20=1MB\": time \"8\" is not HH:MM"},
       // Addresses.
       {kBase + "[replication]\nlisten = \"7373\"\n",
        "test.conf:6: replication.listen: invalid address '7373': missing ':port'" + addr_tail},
@@ -679,6 +694,7 @@ TEST(ConfigKeys, AgreeWithTheParser) {
                             "retention.audit_log",
                             "replication.listen",
                             "replication.bandwidth",
+                            "replication.schedule",
                             "peer.name",
                             "peer.address",
                             "peer.fingerprint",
