@@ -5,7 +5,7 @@
 # accuracy, CPU seconds per GB, resume of an interrupted 100 MB transfer.
 #
 #   sudo bench/repl.sh [--quick] [--stacks recsync,lsyncd] [--only latency,burst,governor,cpu,resume]
-#                      [--settle 1s]
+#                      [--settle 500ms]
 #
 # Root is needed: tmpfs and ext4 loop mounts, network namespaces (each stack
 # talks over the loopback of its own namespace), cgroup v2 groups (CPU time).

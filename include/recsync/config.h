@@ -42,7 +42,12 @@ struct Config {
     std::string path;  // required
     std::vector<std::string> include = {"*.wav"};
     std::vector<std::string> exclude;
-    Millis settle{1000};              // quiet time after close before a file is finished
+    // Quiet time after close before a file is finished. 500 ms: FreeSWITCH
+    // closes a recording once, after rewriting its header, and a writer that
+    // has it open blocks the take anyway (open_check); settle only covers a
+    // writer that closes and reopens at once, and every ms of it is latency
+    // to the peer.
+    Millis settle{500};
     std::string open_check = "auto";  // auto|lease|proc|none: how a live writer is detected
     int usage_warn_pct = 70;          // spool usage alarms
     int usage_crit_pct = 90;

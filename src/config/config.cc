@@ -377,7 +377,7 @@ const Field kFields[] = {
     {{"spool.exclude", "[]", "glob patterns never treated as recordings"},
      APPLY(return get_string_list(it, &c.spool.exclude)),
      nullptr},
-    {{"spool.settle", "\"1s\"", "quiet time after the writer closes a file before it is finished"},
+    {{"spool.settle", "\"500ms\"", "quiet time after the writer closes a file before it is finished"},
      APPLY(return get_duration(it, Millis{0}, &c.spool.settle)),
      nullptr},
     {{"spool.open_check", "\"auto\"", "how a live writer is detected: auto, lease, proc or none"},

@@ -170,7 +170,7 @@ class Daemon::Impl {
   std::vector<WorkResult> results_;
   bool workers_stop_ = false;
   std::vector<std::thread> workers_;
-  std::atomic<int64_t> settle_ms_{1000};
+  std::atomic<int64_t> settle_ms_{500};
 
   // Counters and alarms (loop thread).
   uint64_t archived_files_ = 0, archived_bytes_ = 0, failures_ = 0;

@@ -92,7 +92,7 @@ TEST(Config, MinimalFileGetsEveryDefault) {
   EXPECT_EQ(c.spool.path, "/spool");
   EXPECT_EQ(c.spool.include, std::vector<std::string>{"*.wav"});
   EXPECT_TRUE(c.spool.exclude.empty());
-  EXPECT_EQ(c.spool.settle, Millis{1000});
+  EXPECT_EQ(c.spool.settle, Millis{500});
   EXPECT_EQ(c.spool.open_check, "auto");
   EXPECT_EQ(c.spool.usage_warn_pct, 70);
   EXPECT_EQ(c.spool.usage_crit_pct, 90);
