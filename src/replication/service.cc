@@ -22,6 +22,7 @@
 #include "recsync/names.h"
 #include "recsync/thread_name.h"
 #include "recsync/units.h"
+#include "replication/finisher.h"
 
 namespace recsync::replication {
 
@@ -133,92 +134,6 @@ bool sleep_or_stop(std::mutex& mu, std::condition_variable& cv, const bool& stop
   std::unique_lock<std::mutex> l(mu);
   return cv.wait_for(l, d, [&] { return stop; });
 }
-
-// Runs the end of received transfers (InboundFile::finish: fsync, hash check,
-// rename, folder fsync; then the index row) on a few threads of its own, so
-// the receiving thread reads the next transfer meanwhile. The receiving
-// thread sends the verdicts (take_done). The destructor waits for every job:
-// a file being published is published even when the link is gone (the
-// sender re-offers it and gets an ACK at once).
-class Finisher {
- public:
-  struct Verdict {
-    uint64_t id = 0;
-    Status status;  // OK = ACK
-  };
-  explicit Finisher(size_t threads) {
-    for (size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
-  }
-  ~Finisher() {
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    for (auto& t : threads_) t.join();
-  }
-  void submit(uint64_t id, std::string rel, std::function<Status()> job) {
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      jobs_.push_back({id, std::move(rel), std::move(job)});
-      pending_++;
-    }
-    cv_.notify_all();
-  }
-  // A job for rel is queued or running.
-  bool busy(const std::string& rel) {
-    std::lock_guard<std::mutex> l(mu_);
-    return rels_.count(rel) > 0 ||
-           std::any_of(jobs_.begin(), jobs_.end(), [&](const Job& j) { return j.rel == rel; });
-  }
-  size_t pending() {
-    std::lock_guard<std::mutex> l(mu_);
-    return pending_;
-  }
-  std::vector<Verdict> take_done() {
-    std::lock_guard<std::mutex> l(mu_);
-    std::vector<Verdict> out;
-    out.swap(done_);
-    return out;
-  }
-  void wait_done(std::chrono::milliseconds d) {
-    std::unique_lock<std::mutex> l(mu_);
-    done_cv_.wait_for(l, d, [&] { return !done_.empty(); });
-  }
-
- private:
-  struct Job {
-    uint64_t id;
-    std::string rel;
-    std::function<Status()> fn;
-  };
-  void run() {
-    name_this_thread("rs-finish");
-    std::unique_lock<std::mutex> l(mu_);
-    while (true) {
-      cv_.wait(l, [&] { return stop_ || !jobs_.empty(); });
-      if (jobs_.empty()) return;  // stop_, and nothing left
-      Job j = std::move(jobs_.front());
-      jobs_.pop_front();
-      rels_.insert(j.rel);
-      l.unlock();
-      Status st = j.fn();
-      l.lock();
-      rels_.erase(rels_.find(j.rel));
-      done_.push_back({j.id, std::move(st)});
-      pending_--;
-      done_cv_.notify_all();
-    }
-  }
-  std::mutex mu_;
-  std::condition_variable cv_, done_cv_;
-  std::deque<Job> jobs_;
-  std::multiset<std::string> rels_;
-  std::vector<Verdict> done_;
-  size_t pending_ = 0;
-  bool stop_ = false;
-  std::vector<std::thread> threads_;
-};
 
 }  // namespace
 
