@@ -564,8 +564,7 @@ Status Connection::ingest(size_t n) {
   bytes_in_.fetch_add(n, std::memory_order_relaxed);
   Status s = tls_->feed_ciphertext(std::span(in_buf_.data(), n), sink_);
   if (!s.is_ok()) {
-    // A broken frame is the parser's verdict (kCorrupt), not a TLS failure.
-    if (s.code() == Status::Code::kCorrupt || s.code() == Status::Code::kInvalid) return dead_ = s;
+    if (sink_.failed()) return dead_ = s;  // a broken frame, not a TLS failure
     return dead_ = tls_failure(s);
   }
   // TLS may have something to say back (a KeyUpdate answer); it goes out

@@ -239,10 +239,17 @@ class Connection {
    public:
     explicit ParserSink(Connection& c) : c_(c) {}
     std::span<uint8_t> buffer() override { return c_.parser_.buffer(); }
-    Status commit(size_t n) override { return c_.parser_.commit(n, c_.on_frame_); }
+    Status commit(size_t n) override {
+      Status s = c_.parser_.commit(n, c_.on_frame_);
+      failed_ = !s.is_ok();
+      return s;
+    }
+    // The last feed stopped because the parser refused a frame.
+    bool failed() const { return failed_; }
 
    private:
     Connection& c_;
+    bool failed_ = false;
   };
 
   int fd_ = -1;

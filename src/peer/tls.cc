@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cctype>
 #include <cstring>
-#include <mutex>
 
 namespace recsync::peer {
 namespace {
@@ -179,8 +178,6 @@ Status TlsSession::fail(int ssl_ret, const char* what) {
   return error_ = openssl_status(Status::Code::kIo,
                                  std::string("tls ") + what + ": error " + std::to_string(e));
 }
-
-TlsSession::~TlsSession() = default;
 
 Status TlsSession::advance(PlaintextSink* sink) {
   if (!error_.is_ok()) return error_;

@@ -71,7 +71,6 @@ class TlsSession {
  public:
   enum class Role { kClient, kServer };
   static Result<std::unique_ptr<TlsSession>> create(const TlsContext& ctx, Role role);
-  ~TlsSession();
 
   // Client: produces the ClientHello (take_ciphertext). Server: nothing yet.
   Status start();
