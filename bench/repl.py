@@ -366,6 +366,11 @@ class Stack:
         """The sender's own count of bytes sent (None where there is none)."""
         return None
 
+    def thread_cpu(self):
+        """CPU seconds per thread group of each node's daemon (None where the
+        stack's processes do not name their threads)."""
+        return None
+
     def kill_receiver(self):
         raise NotImplementedError
 
@@ -505,14 +510,17 @@ sync {{
     def cron_archive(self):
         """The seed's cron job (spool -> A's archive, --remove-source-files),
         once, in its own cgroup: the old stack's archiving work."""
-        cg = self.ctx.cg.make(f"{self.key}-A-cron")
-        t0 = time.monotonic()
+        cg = self.ctx.cg.make(f"{self.key}-A-cron")  # reused by later rounds: deltas
+        sh(["sync"], timeout=300)
+        cpu0, m0, t0 = Cgroups.cpu_s(cg), machine_busy_s(), time.monotonic()
         p = self.ctx.spawn(["rsync", "-av", "--remove-source-files", self.spool + "/", self.a_archive + "/"],
                            cg, os.path.join(self.dir, "cron.log"))
         rc = p.wait(600)
         if rc != 0:
             raise BenchError(f"cron rsync exited {rc}")
-        return Cgroups.cpu_s(cg), time.monotonic() - t0
+        t1 = time.monotonic()
+        sh(["sync"], timeout=300)  # written out, as for the machine figure of the run itself
+        return Cgroups.cpu_s(cg) - cpu0, t1 - t0, machine_busy_s() - m0
 
 
 class RecsyncStack(Stack):
@@ -624,6 +632,9 @@ class RecsyncStack(Stack):
     def sent_bytes(self):
         s = self.status("A")
         return s["peers"][0]["sent_bytes"] if s else None
+
+    def thread_cpu(self):
+        return {n: thread_cpu_s(self.procs[n].pid) for n in ("A", "B")}
 
     def kill_receiver(self):
         self.procs["B"].kill()  # SIGKILL, by pid
@@ -745,6 +756,43 @@ def parse_duration(text):
     return total
 
 
+def machine_busy_s():
+    """Busy CPU seconds of the whole machine so far (/proc/stat: user, nice,
+    system, irq, softirq; not idle, iowait or steal): every process and
+    kernel thread, the loop devices' and writeback's workers included."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:8]]
+    return (v[0] + v[1] + v[2] + v[5] + v[6]) / os.sysconf("SC_CLK_TCK")
+
+
+THREAD_GROUPS = (("archive", ("rs-archive",)), ("send", ("rs-send",)),
+                 ("receive", ("rs-recv", "rs-finish")))
+
+
+def thread_cpu_s(pid):
+    """CPU seconds per thread group of a recsyncd (by the names its threads
+    give themselves: rs-archive, rs-send:<peer>, rs-recv, rs-finish, ...)."""
+    out = {g: 0.0 for g, _ in THREAD_GROUPS}
+    out["other"] = 0.0
+    tck = os.sysconf("SC_CLK_TCK")
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue  # exited meanwhile
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        sec = (int(fields[11]) + int(fields[12])) / tck  # utime, stime
+        group = next((g for g, prefixes in THREAD_GROUPS if name.startswith(prefixes)), "other")
+        out[group] += sec
+    return out
+
+
 def fill_staging(ctx, st, p, seed=11):
     argv = loadgen(ctx, st.staging, p["backlog_calls"], 16, p["backlog_dur"], p["backlog_dur"], 0, seed)
     run_loadgen(ctx, argv, 600)
@@ -849,13 +897,15 @@ def bench_governor(ctx, st, p):
     return res
 
 
-def bench_cpu(ctx, st, p):
-    names, size = fill_staging(ctx, st, p, seed=12)
+def cpu_round(ctx, st, p, seed):
+    names, size = fill_staging(ctx, st, p, seed=seed)
     total = size * len(names)
     st.start(capped=False)
     la = loadavg()
     time.sleep(1.0)
+    sh(["sync"], timeout=300)  # the set-up's own writeback is not the run's
     cpu0, w0, t0 = st.cpu(), st.ns.lo_bytes(), time.monotonic()
+    thr0, m0 = st.thread_cpu(), machine_busy_s()
     move_in(st, names)
 
     def done():
@@ -867,20 +917,49 @@ def bench_cpu(ctx, st, p):
             s = st.status("A")
             return s and s["replication"]["queue"]["files"] == 0
         wait_for(acked, 60, "recsync A queue empty", interval=0.1)
-    cpu1, w1 = st.cpu(), st.ns.lo_bytes()
+    cpu1, w1, thr1 = st.cpu(), st.ns.lo_bytes(), st.thread_cpu()
+    # Machine-wide: until the data is written out (rsync leaves it dirty in
+    # the page cache; recsync has fsynced it), the same for both stacks.
+    sh(["sync"], timeout=300)
+    m1 = machine_busy_s()
     gb = total / 1e9
     res = {"files": len(names), "bytes": total, "s": t_done, "load": la, "wire": w1 - w0,
-           "A": cpu1["A"] - cpu0["A"], "B": cpu1["B"] - cpu0["B"]}
+           "A": cpu1["A"] - cpu0["A"], "B": cpu1["B"] - cpu0["B"], "machine": m1 - m0}
     res["A_per_gb"], res["B_per_gb"] = res["A"] / gb, res["B"] / gb
     res["per_gb"] = res["A_per_gb"] + res["B_per_gb"]
+    res["machine_per_gb"] = res["machine"] / gb
+    if thr0 is not None:
+        for n in ("A", "B"):
+            for g in thr1[n]:
+                res[f"{n}_{g}_per_gb"] = (thr1[n][g] - thr0[n][g]) / gb
+        # Replication alone: A's sender and B's receiving threads.
+        res["repl_per_gb"] = res["A_send_per_gb"] + res["B_receive_per_gb"]
     if st.key == "lsyncd":
         stop_proc(st.lsyncd)  # before the cron job: lsyncd would propagate its deletions
         st.lsyncd = None
-        res["cron_cpu"], res["cron_s"] = st.cron_archive()
+        res["cron_cpu"], res["cron_s"], cron_machine = st.cron_archive()
         res["cron_per_gb"] = res["cron_cpu"] / gb
+        res["cron_machine_per_gb"] = cron_machine / gb
     log(f"{st.label}: cpu: {total / MB:.0f} MB on B in {t_done:.1f} s; A {res['A']:.2f} s, B {res['B']:.2f} s "
-        f"= {res['per_gb']:.2f} CPU s/GB" + (f"; cron archive {res['cron_cpu']:.2f} s" if "cron_cpu" in res else ""))
+        f"= {res['per_gb']:.2f} CPU s/GB; machine {res['machine_per_gb']:.2f} s/GB"
+        + (f"; cron archive {res['cron_cpu']:.2f} s" if "cron_cpu" in res else "")
+        + (f"; replication threads {res['repl_per_gb']:.2f} s/GB" if "repl_per_gb" in res else ""))
     st.reset()
+    return res
+
+
+def bench_cpu(ctx, st, p):
+    """ctx.args.cpu_rounds rounds; every figure is the median over them, and
+    each round's figures are kept (`rounds`)."""
+    rounds = [cpu_round(ctx, st, p, seed=12 + i) for i in range(ctx.args.cpu_rounds)]
+    res = {}
+    for k, v in rounds[0].items():
+        if isinstance(v, (int, float)):
+            vals = [r[k] for r in rounds if k in r]
+            res[k] = statistics.median(vals)
+            if k.endswith("per_gb") or k == "machine_per_gb":
+                res[k + "_range"] = [min(vals), max(vals)]
+    res["rounds"] = rounds
     return res
 
 
@@ -1006,15 +1085,28 @@ def report(args, machine, res):
     row("  sample spacing p50 / max", lambda r: f"{1000 * wg(r)['sample_dt_p50']:.0f} / "
                                               f"{1000 * wg(r)['sample_dt_max']:.0f} ms")
     cpu = lambda r: r["cpu"]  # noqa: E731
+    rng = lambda r, k: "{:.2f}..{:.2f}".format(*cpu(r)[k + "_range"])  # noqa: E731
     try:
         met = mark(cpu(R)["per_gb"] <= 0.5 * cpu(Ls)["per_gb"])
     except (KeyError, TypeError):
         met = ""
-    row("CPU s per GB replicated, A + B (no cap)",
-        lambda r: f"**{cpu(r)['per_gb']:.2f}** = {cpu(r)['A_per_gb']:.2f} + {cpu(r)['B_per_gb']:.2f}",
+    n_rounds = args.cpu_rounds
+    row(f"CPU s per GB replicated, A + B (no cap; cgroups, median of {n_rounds} rounds, range)",
+        lambda r: f"**{cpu(r)['per_gb']:.2f}** = {cpu(r)['A_per_gb']:.2f} + {cpu(r)['B_per_gb']:.2f} "
+                  f"({rng(r, 'per_gb')})",
         "recsync <= half of lsyncd + rsync", met)
     row("  + archiving on A (recsync: included above; old stack: the cron rsync)",
         lambda r: f"{cpu(r)['per_gb'] + cpu(r).get('cron_per_gb', 0):.2f}")
+    row("  replication alone (recsync: A's sender thread + B's receiving threads)",
+        lambda r: f"{cpu(r)['repl_per_gb']:.2f} ({rng(r, 'repl_per_gb')})" if "repl_per_gb" in cpu(r)
+        else f"{cpu(r)['per_gb']:.2f} (all of it)")
+    row("  recsync A by threads: archiving / sending / other",
+        lambda r: f"{cpu(r)['A_archive_per_gb']:.2f} / {cpu(r)['A_send_per_gb']:.2f} / "
+                  f"{cpu(r)['A_other_per_gb']:.2f}" if "repl_per_gb" in cpu(r) else "-")
+    row("  whole machine, until written out (/proc/stat: all processes and kernel threads)",
+        lambda r: f"{cpu(r)['machine_per_gb']:.2f} ({rng(r, 'machine_per_gb')})")
+    row("  whole machine with archiving on A (old stack: + the cron rsync, measured the same way)",
+        lambda r: f"{cpu(r)['machine_per_gb'] + cpu(r).get('cron_machine_per_gb', 0):.2f}")
     row("  time to replicate the backlog uncapped", lambda r: f"{cpu(r)['s']:.1f} s "
                                                            f"({cpu(r)['bytes'] / MB / cpu(r)['s']:.0f} MB/s)")
     rs = lambda r: r["resume"]  # noqa: E731
@@ -1056,7 +1148,8 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--stacks", default="recsync,lsyncd", help="comma list: recsync, lsyncd")
     ap.add_argument("--only", default="latency,burst,governor,cpu,resume", help="comma list of benchmarks")
-    ap.add_argument("--settle", default="1s", help="recsync spool.settle (default: recsync's default)")
+    ap.add_argument("--settle", default="500ms", help="recsync spool.settle (default: recsync's default)")
+    ap.add_argument("--cpu-rounds", type=int, default=3, help="rounds of the cpu benchmark (median)")
     ap.add_argument("--time-limit", type=int, default=1800)
     ap.add_argument("--logs", help="copy the daemons' logs and configs into this folder")
     args = ap.parse_args()
