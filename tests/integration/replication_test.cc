@@ -919,16 +919,42 @@ TEST(ReplicationSecurity, HostilePinnedPeerCanOnlyCreateFilesInsideTheArchive) {
 // A unique short tag for namespace and interface names.
 std::string ns_tag() { return "rst" + std::to_string(::getpid() % 100000); }
 
+// fs1 in the pair's first namespace (10.231.0.1), fs2 in its second
+// (10.231.0.2), both on port 17373 (fresh namespaces: free).
+PairOptions netns_pair_options(NetnsPair& nsp) {
+  PairOptions o;
+  o.host = "10.231.0.1";
+  o.host2 = "10.231.0.2";
+  o.port1 = o.port2 = 17373;
+  o.exec1 = nsp.exec_prefix(1);
+  o.exec2 = nsp.exec_prefix(2);
+  return o;
+}
+
+// 20 calls recorded on each node at once (loadgen seeds seed and seed + 1);
+// both archives must end with all 40, once each, identical.
+void record_on_both_and_converge(Pair& p, int seed) {
+  std::string m1 = p.fs1->dir.sub("m"), m2 = p.fs2->dir.sub("m");
+  auto record = [](Node& node, const std::string& manifest, int sd) {
+    RunResult r = node.loadgen(
+        {"--calls", "20", "--speed", "0", "--seed", std::to_string(sd), "--manifest", manifest});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  };
+  record(*p.fs1, m1, seed);
+  record(*p.fs2, m2, seed + 1);
+  if (::testing::Test::HasFatalFailure()) return;
+  auto all = read_manifest(m1);
+  for (auto& e : read_manifest(m2)) all.push_back(e);
+  ASSERT_TRUE(wait_until([&] { return converged(p, 40); }, 120s, 250ms)) << describe(p);
+  expect_archived_exactly_once(all, p.fs1->archive_recordings());
+  expect_same_archives(*p.fs1, *p.fs2);
+}
+
 TEST(ReplicationNetns, CutLinkMidTransferResumesAndCompletes) {
   RECSYNC_REQUIRE_ROOT();
   auto nsp = NetnsPair::make(ns_tag(), "10.231.0.1/24", "10.231.0.2/24");
   ASSERT_TRUE(nsp) << nsp.status().to_string();
-  PairOptions o;
-  o.host = "10.231.0.1";
-  o.host2 = "10.231.0.2";
-  o.port1 = o.port2 = 17373;  // fresh namespaces: free
-  o.exec1 = (*nsp)->exec_prefix(1);
-  o.exec2 = (*nsp)->exec_prefix(2);
+  PairOptions o = netns_pair_options(**nsp);
   o.bandwidth1 = "8MB/s";
   {
     Pair p(o);
@@ -980,27 +1006,12 @@ TEST(ReplicationNetns, DelayAndLossStillConverge) {
   RunResult tc2 = (*nsp)->exec(
       2, {"tc", "qdisc", "add", "dev", (*nsp)->veth(2), "root", "netem", "delay", "40ms"});
   ASSERT_EQ(tc2.exit_code, 0) << tc2.err;
-  PairOptions o;
-  o.host = "10.231.0.1";
-  o.host2 = "10.231.0.2";
-  o.port1 = o.port2 = 17373;
-  o.exec1 = (*nsp)->exec_prefix(1);
-  o.exec2 = (*nsp)->exec_prefix(2);
+  PairOptions o = netns_pair_options(**nsp);
   Pair p(o);
   p.start(60s);
   if (HasFatalFailure()) return;
-  std::string m1 = p.fs1->dir.sub("m"), m2 = p.fs2->dir.sub("m");
-  ASSERT_EQ(
-      p.fs1->loadgen({"--calls", "20", "--speed", "0", "--seed", "61", "--manifest", m1}).exit_code,
-      0);
-  ASSERT_EQ(
-      p.fs2->loadgen({"--calls", "20", "--speed", "0", "--seed", "62", "--manifest", m2}).exit_code,
-      0);
-  auto all = read_manifest(m1);
-  for (auto& e : read_manifest(m2)) all.push_back(e);
-  ASSERT_TRUE(wait_until([&] { return converged(p, 40); }, 120s, 250ms)) << describe(p);
-  expect_archived_exactly_once(all, p.fs1->archive_recordings());
-  expect_same_archives(*p.fs1, *p.fs2);
+  record_on_both_and_converge(p, 61);
+  if (HasFatalFailure()) return;
   p.fs1->stop();
   p.fs2->stop();
 }
@@ -1020,27 +1031,12 @@ TEST(ReplicationNetns, PacketLossBothWaysStillConverges) {
       GTEST_SKIP() << "iptables statistic match not available (" << r.err
                    << "); packet loss not tested";
   }
-  PairOptions o;
-  o.host = "10.231.0.1";
-  o.host2 = "10.231.0.2";
-  o.port1 = o.port2 = 17373;
-  o.exec1 = (*nsp)->exec_prefix(1);
-  o.exec2 = (*nsp)->exec_prefix(2);
+  PairOptions o = netns_pair_options(**nsp);
   Pair p(o);
   p.start(60s);
   if (HasFatalFailure()) return;
-  std::string m1 = p.fs1->dir.sub("m"), m2 = p.fs2->dir.sub("m");
-  ASSERT_EQ(
-      p.fs1->loadgen({"--calls", "20", "--speed", "0", "--seed", "81", "--manifest", m1}).exit_code,
-      0);
-  ASSERT_EQ(
-      p.fs2->loadgen({"--calls", "20", "--speed", "0", "--seed", "82", "--manifest", m2}).exit_code,
-      0);
-  auto all = read_manifest(m1);
-  for (auto& e : read_manifest(m2)) all.push_back(e);
-  ASSERT_TRUE(wait_until([&] { return converged(p, 40); }, 120s, 250ms)) << describe(p);
-  expect_archived_exactly_once(all, p.fs1->archive_recordings());
-  expect_same_archives(*p.fs1, *p.fs2);
+  record_on_both_and_converge(p, 81);
+  if (HasFatalFailure()) return;
   // The loss was real: both rules dropped packets.
   for (int side : {1, 2}) {
     RunResult r = (*nsp)->exec(side, {"iptables", "-L", "OUTPUT", "-v", "-x", "-n"});
@@ -1070,12 +1066,7 @@ TEST(ReplicationNetns, TbfShapedLinkStillConverges) {
   RunResult tc = (*nsp)->exec(1, {"tc", "qdisc", "add", "dev", (*nsp)->veth(1), "root", "tbf",
                                   "rate", "16mbit", "burst", "32kbit", "latency", "400ms"});
   if (tc.exit_code != 0) GTEST_SKIP() << "tc tbf is not available: " << tc.err;
-  PairOptions o;
-  o.host = "10.231.0.1";
-  o.host2 = "10.231.0.2";
-  o.port1 = o.port2 = 17373;
-  o.exec1 = (*nsp)->exec_prefix(1);
-  o.exec2 = (*nsp)->exec_prefix(2);
+  PairOptions o = netns_pair_options(**nsp);
   Pair p(o);
   p.start(60s);
   if (HasFatalFailure()) return;
