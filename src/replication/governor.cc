@@ -1,9 +1,6 @@
 #include "replication/governor.h"
 
 #include <algorithm>
-#include <cstdio>
-
-#include "recsync/units.h"
 
 namespace recsync::replication {
 namespace {

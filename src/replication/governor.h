@@ -21,12 +21,6 @@
 // Thread safety: all methods may be called from any thread (internal mutex).
 #include <cstdint>
 #include <mutex>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <vector>
-
-#include "recsync/status.h"
 
 namespace recsync::replication {
 

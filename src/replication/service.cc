@@ -351,6 +351,16 @@ Status Service::Impl::wait_verdict(PeerSlot& p, SenderLink& l) {
 
 Status Service::Impl::transfer(PeerSlot& p, SenderLink& l, const QueueItem& q, uint64_t id) {
   Connection& c = l.c;
+  // This peer's share of the pages the archiver may have left cached goes
+  // back however the transfer ends (read through, dropped from the queue, or
+  // failed: a retry reads the file again, from disk if need be).
+  struct GiveBack {
+    PageBudget* b;
+    uint64_t n;
+    ~GiveBack() {
+      if (b) b->give_back(n);
+    }
+  } give_back{opt.page_budget, q.size};
   const std::string path = path_join(opt.archive_root, q.rel);
   auto f = env->open_read(path);
   if (!f) {
@@ -484,7 +494,6 @@ Status Service::Impl::transfer(PeerSlot& p, SenderLink& l, const QueueItem& q, u
     }
   }
   (*f)->drop_cache();  // read through: the archive's pages are not needed again
-  if (opt.page_budget) opt.page_budget->give_back(q.size);
   {
     std::vector<uint8_t> end;
     RECSYNC_RETURN_IF_ERROR(peer::encode(peer::IdMsg{id}, end));

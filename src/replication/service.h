@@ -87,8 +87,8 @@ struct ServiceOptions {
   std::chrono::milliseconds live_window{60'000};
   std::chrono::milliseconds retry_max{300'000};  // backoff cap for a failed file
   // Shares of recordings the archiver left cached for the senders: a sender
-  // gives back a recording's share once it has read it. Not owned; may be
-  // null.
+  // gives back a recording's share when its transfer of it ends, whichever
+  // way. Not owned; may be null.
   PageBudget* page_budget = nullptr;
 };
 

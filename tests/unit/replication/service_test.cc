@@ -80,8 +80,9 @@ class ServiceTest : public ::testing::Test {
     ::close(*fd);
     return *p;
   }
-  void start(Node& n, Node& other, uint64_t bps = 0) {
+  void start(Node& n, Node& other, uint64_t bps = 0, PageBudget* budget = nullptr) {
     ServiceOptions o;
+    o.page_budget = budget;
     o.node = n.name;
     o.listen = "127.0.0.1:" + std::to_string(n.port);
     o.bandwidth_bps = bps;
@@ -155,6 +156,29 @@ TEST_F(ServiceTest, BothWaysWithAcksAndNoEcho) {
   ASSERT_TRUE(wait_for([&] { return a_.store->queue_stats("fs2").value().files() == 0; }));
   EXPECT_LT(a_.svc->status().peers[0].sent_bytes - sent_before, 1000u);
   EXPECT_FALSE(fs::exists(b_.archive + "/2026/01/01/x.wav.v2"));
+}
+
+TEST_F(ServiceTest, SendersGiveThePageBudgetBackHoweverATransferEnds) {
+  PageBudget budget(1 << 20);
+  start(b_, a_);
+  start(a_, b_, 0, &budget);
+  // As the archiver does: a share per queued recording.
+  const std::string x = random_bytes(200'000, 3);
+  ASSERT_TRUE(budget.take(x.size()));
+  archive(a_, "2026/01/02/sent.wav", x);
+  ASSERT_TRUE(wait_for([&] { return a_.store->queue_stats("fs2").value().files() == 0; }));
+  EXPECT_EQ(budget.used(), 0u);
+  // Queued, then gone from the archive before the sender got to it (pruned,
+  // or removed by hand): dropped from the queue, and its share still back.
+  a_.svc->stop();
+  ASSERT_TRUE(budget.take(x.size()));
+  archive(a_, "2026/01/02/gone.wav", x);
+  fs::remove(a_.archive + "/2026/01/02/gone.wav");
+  a_.svc.reset();
+  start(a_, b_, 0, &budget);
+  ASSERT_TRUE(wait_for([&] { return a_.store->queue_stats("fs2").value().files() == 0; }));
+  EXPECT_EQ(budget.used(), 0u);
+  EXPECT_FALSE(fs::exists(b_.archive + "/2026/01/02/gone.wav"));
 }
 
 TEST_F(ServiceTest, HoldsAreCopiedToThePeerDurablyAndNotEchoed) {
