@@ -771,7 +771,9 @@ THREAD_GROUPS = (("archive", ("rs-archive",)), ("send", ("rs-send",)),
 
 def thread_cpu_s(pid):
     """CPU seconds per thread group of a recsyncd (by the names its threads
-    give themselves: rs-archive, rs-send:<peer>, rs-recv, rs-finish, ...)."""
+    give themselves: rs-archive, rs-send:<peer>, rs-recv, rs-finish, ...).
+    A thread that ends between two samples drops out of the later one; none
+    does during the cpu benchmark (the link stays up, workers persist)."""
     out = {g: 0.0 for g, _ in THREAD_GROUPS}
     out["other"] = 0.0
     tck = os.sysconf("SC_CLK_TCK")
