@@ -218,21 +218,20 @@ Status InboundFile::fail(Status s) {
 // buffer-size tests) must not become one write() per byte.
 Status InboundFile::flush_out() {
   if (buf_.empty()) return Status::ok();
-  Status s = out_->write_all(buf_.data(), buf_.size());
-  if (s) {
-    hasher_.update(buf_.data(), buf_.size());
-    wrote(buf_.size());
-  }
+  Status s = write_out(buf_);
   buf_.clear();
   return s;
 }
 
-void InboundFile::wrote(uint64_t n) {
-  written_ += n;
+Status InboundFile::write_out(std::span<const uint8_t> bytes) {
+  RECSYNC_RETURN_IF_ERROR(out_->write_all(bytes.data(), bytes.size()));
+  hasher_.update(bytes.data(), bytes.size());
+  written_ += bytes.size();
   if (written_ - written_behind_ >= kWriteBehind) {
     out_->write_behind();
     written_behind_ = written_;
   }
+  return Status::ok();
 }
 
 Status InboundFile::feed_literal(std::span<const uint8_t> bytes) {
@@ -246,9 +245,7 @@ Status InboundFile::feed_literal(std::span<const uint8_t> bytes) {
     return fail(Status::corrupt("inbound " + rel_ + ": more than the " +
                                 std::to_string(expected_size_) + " bytes offered"));
   if (buf_.empty() && bytes.size() >= kWriteBatch) {  // large enough: no batching copy
-    if (Status s = out_->write_all(bytes.data(), bytes.size()); !s) return fail(s);
-    hasher_.update(bytes.data(), bytes.size());
-    wrote(bytes.size());
+    if (Status s = write_out(bytes); !s) return fail(s);
     return Status::ok();
   }
   buf_.insert(buf_.end(), bytes.begin(), bytes.end());

@@ -144,8 +144,9 @@ class InboundFile {
   Status make_signature();
   Status check_folders() const;
   Status flush_out();
-  // Counts n bytes written to out_; every kWriteBehind of them, write_behind().
-  void wrote(uint64_t n);
+  // Writes bytes to out_, hashes and counts them; every kWriteBehind bytes,
+  // out_->write_behind().
+  Status write_out(std::span<const uint8_t> bytes);
   Status fail(Status s);
   void remove_partials();
 
