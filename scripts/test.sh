@@ -8,10 +8,25 @@
 #   3. rebuilds with AddressSanitizer + UBSan and runs unit and integration
 #      tests again.
 # Exit status is non-zero if anything fails.
+#
+#   scripts/test.sh          the above
+#   scripts/test.sh --tsan   instead: a ThreadSanitizer build (build-tsan) and
+#                            its unit and integration tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 jobs=$(nproc)
+
+if [ "${1:-}" = "--tsan" ]; then
+  echo "== build (ThreadSanitizer)"
+  cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" -DRECSYNC_TSAN=ON >/dev/null
+  cmake --build build-tsan -j"$jobs"
+  echo "== tests under ThreadSanitizer"
+  (cd build-tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+    ctest --output-on-failure -j2 -L 'unit|integration' --timeout 1800)
+  exit 0
+fi
 
 # Debug info is nearly half of the compile time; line tables (-g1) are all
 # that backtraces and sanitizer reports need, so both builds use them.

@@ -16,11 +16,10 @@
 #include <string>
 #include <vector>
 
+#include "recsync/clock.h"
 #include "recsync/status.h"
 
 namespace recsync {
-
-using WallTime = std::chrono::system_clock::time_point;
 
 struct FileStat {
   uint64_t size = 0;
@@ -103,6 +102,9 @@ class Env {
   virtual Result<std::unique_ptr<File>> open_read(const std::string& path) = 0;
   // O_CREAT|O_EXCL|O_WRONLY: fails with kExists if the name is taken.
   virtual Result<std::unique_ptr<File>> create_excl(const std::string& path, mode_t mode) = 0;
+  // O_WRONLY|O_APPEND|O_CREAT, never through a symlink; a file it creates is
+  // made durable (its folder fsynced). For append-only logs (the audit log).
+  virtual Result<std::unique_ptr<File>> open_append(const std::string& path, mode_t mode) = 0;
   // renameat2(RENAME_NOREPLACE): never replaces an existing name (kExists).
   virtual Status rename_noreplace(const std::string& from, const std::string& to) = 0;
   virtual Status unlink(const std::string& path) = 0;
@@ -143,6 +145,8 @@ class FaultEnv : public Env {
 
   Result<std::unique_ptr<File>> open_read(const std::string& path) override;
   Result<std::unique_ptr<File>> create_excl(const std::string& path, mode_t mode) override;
+  // Subject to create_errno, and its File to write_errno and sync_errno.
+  Result<std::unique_ptr<File>> open_append(const std::string& path, mode_t mode) override;
   Status rename_noreplace(const std::string& from, const std::string& to) override;
   Status unlink(const std::string& path) override;
   Status rmdir(const std::string& path) override { return base_->rmdir(path); }

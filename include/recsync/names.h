@@ -32,6 +32,17 @@ inline std::string recording_id(std::string_view basename) {
                                                                : basename.substr(0, dot));
 }
 
+// Why `rel` is not a safe path relative to a root, or nullptr when it is.
+// Always: empty, absolute, an empty ("a//b", trailing '/'), "." or ".."
+// component. With strict (what a peer may name): also NUL, another control
+// character (< 0x20, 0x7f) or a backslash, a component over 255 bytes, a
+// path over 1024 bytes, and a hidden component (leading '.', which includes
+// the engine's temp and partial names). The one check for paths that come
+// from outside (peers) or from the state database (the pruner).
+inline constexpr size_t kMaxRelPathLen = 1024;
+inline constexpr size_t kMaxRelComponentLen = 255;
+const char* rel_path_problem(std::string_view rel, bool strict);
+
 // The n-th alternative name used when a different file already holds a name
 // in the archive (we never replace a file): "a/b.wav", 2 -> "a/b.v2.wav";
 // "a/b", 3 -> "a/b.v3". n >= 2. Used by the archiver and the peer receiver.

@@ -1,12 +1,13 @@
 #include "archive/archiver.h"
 
 #include <optional>
-#include <random>
 #include <vector>
 
+#include "recsync/clock.h"
 #include "recsync/hash.h"
 #include "recsync/log.h"
 #include "recsync/names.h"
+#include "recsync/publish.h"
 
 namespace recsync {
 namespace {
@@ -15,15 +16,13 @@ constexpr size_t kCopyBuf = 1 << 20;
 constexpr mode_t kFileMode = 0640;
 constexpr mode_t kDirMode = 0750;
 
-std::string random_suffix() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  char buf[17];
-  snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(rng()));
-  return buf;
-}
+using K = ArchiveOutcome::Kind;
 
-int64_t to_ms(WallTime t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+ArchiveOutcome outcome(K kind, Status s = Status::ok()) {
+  ArchiveOutcome o;
+  o.kind = kind;
+  o.status = std::move(s);
+  return o;
 }
 
 // The page-budget share of a recording whose pages are left cached for the
@@ -49,28 +48,70 @@ class BudgetShare {
 
 const char* outcome_name(ArchiveOutcome::Kind k) {
   switch (k) {
-    case ArchiveOutcome::Kind::kArchived:
+    case K::kArchived:
       return "archived";
-    case ArchiveOutcome::Kind::kAlreadyArchived:
+    case K::kAlreadyArchived:
       return "already-archived";
-    case ArchiveOutcome::Kind::kNotSettled:
+    case K::kNotSettled:
       return "not-settled";
-    case ArchiveOutcome::Kind::kWriterBusy:
+    case K::kWriterBusy:
       return "writer-busy";
-    case ArchiveOutcome::Kind::kChanged:
+    case K::kChanged:
       return "changed";
-    case ArchiveOutcome::Kind::kVanished:
+    case K::kVanished:
       return "vanished";
-    case ArchiveOutcome::Kind::kSkipped:
+    case K::kSkipped:
       return "skipped";
-    case ArchiveOutcome::Kind::kFailed:
+    case K::kFailed:
       return "failed";
   }
   return "?";
 }
 
+// The spool file being archived: open, with its stat before the copy.
+struct Archiver::Source {
+  std::string path;
+  std::unique_ptr<File> file;
+  FileStat before;
+  bool leased = false;  // a read lease is held (else the /proc check was used)
+};
+
 Archiver::Archiver(Env* env, StateStore* store, ArchiverOptions opt)
     : env_(env), store_(store), opt_(std::move(opt)) {}
+
+ArchiveOutcome Archiver::open_source(const std::string& spool_rel, Millis settle,
+                                     std::unique_ptr<Source>& out) {
+  auto src = std::make_unique<Source>();
+  src->path = path_join(opt_.spool_root, spool_rel);
+  auto st = env_->lstat(src->path);
+  if (!st)
+    return outcome(st.status().code() == Status::Code::kNotFound ? K::kVanished : K::kFailed,
+                   st.status());
+  if (!st->is_reg) return outcome(K::kSkipped);
+  const int64_t quiet_at_ms = st->mtime_ns / 1'000'000 + settle.count();
+  if (quiet_at_ms > to_ms(env_->now())) {
+    ArchiveOutcome o = outcome(K::kNotSettled);
+    o.retry_at_ms = quiet_at_ms;
+    return o;
+  }
+  auto f = env_->open_read(src->path);
+  if (!f)
+    return f.status().code() == Status::Code::kNotFound ? outcome(K::kVanished)
+                                                        : outcome(K::kFailed, f.status());
+  src->file = std::move(f).value();
+  auto before = src->file->stat();
+  if (!before) return outcome(K::kFailed, before.status());
+  if (before->ino != st->ino || !before->is_reg)
+    return outcome(K::kChanged);  // replaced between lstat and open
+  src->before = *before;
+  if (Status w = check_no_writer(*src->file, src->path, opt_.open_check); !w)
+    return w.code() == Status::Code::kBusy ? outcome(K::kWriterBusy) : outcome(K::kFailed, w);
+  // Whether a lease is held (kLease, or kAuto when we own the file / have
+  // CAP_LEASE); with the /proc check there is no lease to watch.
+  src->leased = src->file->lease_intact();
+  out = std::move(src);
+  return outcome(K::kArchived);
+}
 
 Result<std::string> Archiver::copy_to_temp(File& src, const std::string& tmp, int64_t mtime_ns,
                                            bool leased) {
@@ -97,173 +138,86 @@ Result<std::string> Archiver::copy_to_temp(File& src, const std::string& tmp, in
   return h.hex();
 }
 
-Result<std::string> Archiver::hash_file(const std::string& path, bool keep_pages) {
-  auto f = env_->open_read(path);
-  if (!f) return f.status();
-  std::vector<char> buf(kCopyBuf);
-  Hasher h;
-  for (;;) {
-    auto n = (*f)->read(buf.data(), buf.size());
-    if (!n) return n.status();
-    if (*n == 0) break;
-    h.update(buf.data(), *n);
-  }
-  if (!keep_pages) (*f)->drop_cache();
-  return h.hex();
+ArchiveOutcome Archiver::copy_verified(Source& src, const std::string& tmp, bool keep_pages,
+                                       std::string& hash) {
+  auto src_hash = copy_to_temp(*src.file, tmp, src.before.mtime_ns, src.leased);
+  if (!src_hash)
+    return src_hash.status().code() == Status::Code::kBusy ? outcome(K::kWriterBusy)
+                                                           : outcome(K::kFailed, src_hash.status());
+  auto after = src.file->stat();
+  if (!after) return outcome(K::kFailed, after.status());
+  const bool lease_ok = !src.leased || src.file->lease_intact();
+  if (after->size != src.before.size || after->mtime_ns != src.before.mtime_ns || !lease_ok)
+    return outcome(lease_ok ? K::kChanged : K::kWriterBusy);
+  auto tmp_hash = hash_file(env_, tmp, keep_pages);
+  if (!tmp_hash) return outcome(K::kFailed, tmp_hash.status());
+  if (*tmp_hash != *src_hash)
+    return outcome(K::kFailed, Status::corrupt("verify " + tmp + ": archive copy hash " +
+                                               *tmp_hash + " != spool hash " + *src_hash));
+  hash = *src_hash;
+  return outcome(K::kArchived);
 }
 
-ArchiveOutcome Archiver::archive_one(const std::string& spool_rel, Millis settle) {
-  using K = ArchiveOutcome::Kind;
-  ArchiveOutcome out;
-  auto fail = [&](Status s) {
-    out.kind = K::kFailed;
-    out.status = std::move(s);
-    return out;
-  };
-  const std::string src_path = path_join(opt_.spool_root, spool_rel);
-
-  auto st = env_->lstat(src_path);
-  if (!st) {
-    out.kind = st.status().code() == Status::Code::kNotFound ? K::kVanished : K::kFailed;
-    out.status = st.status();
-    return out;
-  }
-  if (!st->is_reg) {
-    out.kind = K::kSkipped;
-    return out;
-  }
-  const int64_t now_ms = to_ms(env_->now());
-  const int64_t quiet_at_ms = st->mtime_ns / 1'000'000 + settle.count();
-  if (quiet_at_ms > now_ms) {
-    out.kind = K::kNotSettled;
-    out.retry_at_ms = quiet_at_ms;
-    return out;
-  }
-
-  auto src = env_->open_read(src_path);
-  if (!src) {
-    if (src.status().code() == Status::Code::kNotFound) {
-      out.kind = K::kVanished;
-      return out;
-    }
-    return fail(src.status());
-  }
-  auto before = (*src)->stat();
-  if (!before) return fail(before.status());
-  if (before->ino != st->ino || !before->is_reg) {
-    out.kind = K::kChanged;  // replaced between lstat and open
-    return out;
-  }
-  if (Status w = check_no_writer(**src, src_path, opt_.open_check); !w) {
-    if (w.code() == Status::Code::kBusy) {
-      out.kind = K::kWriterBusy;
-      return out;
-    }
-    return fail(w);
-  }
-  // Whether a lease is held (kLease, or kAuto when we own the file / have
-  // CAP_LEASE); with the /proc check there is no lease to watch.
-  const bool leased = (*src)->lease_intact();
-
-  const WallTime rec_time{
-      std::chrono::duration_cast<WallTime::duration>(std::chrono::nanoseconds(before->mtime_ns))};
-  const std::string rel = archive_rel_path(opt_.layout, spool_rel, rec_time);
-  const std::string final_path = path_join(opt_.archive_root, rel);
-  const std::string dir = path_dirname(final_path);
-  if (Status s = env_->mkdirs(dir, kDirMode); !s) return fail(s);
-
-  // Name part capped so prefix + name + suffix stays within NAME_MAX (255).
-  const std::string tmp = path_join(
-      dir, std::string(kTempPrefix) + path_basename(rel).substr(0, 200) + "." + random_suffix());
-  auto t0 = std::chrono::steady_clock::now();
-  auto src_hash = copy_to_temp(**src, tmp, before->mtime_ns, leased);
-  auto discard = [&] { (void)env_->unlink(tmp); };
-  if (!src_hash) {
-    discard();
-    if (src_hash.status().code() == Status::Code::kBusy) {
-      out.kind = K::kWriterBusy;
-      return out;
-    }
-    return fail(src_hash.status());
-  }
-  auto after = (*src)->stat();
-  if (!after) {
-    discard();
-    return fail(after.status());
-  }
-  const bool lease_ok = !leased || (*src)->lease_intact();
-  if (after->size != before->size || after->mtime_ns != before->mtime_ns || !lease_ok) {
-    discard();
-    out.kind = lease_ok ? K::kChanged : K::kWriterBusy;
-    return out;
-  }
-  std::optional<BudgetShare> share;
-  if (!opt_.replicate_to.empty())
-    share.emplace(opt_.page_budget, before->size * opt_.replicate_to.size());
-  auto tmp_hash = hash_file(tmp, share && share->granted());
-  if (!tmp_hash) {
-    discard();
-    return fail(tmp_hash.status());
-  }
-  if (*tmp_hash != *src_hash) {
-    discard();
-    return fail(Status::corrupt("verify " + tmp + ": archive copy hash " + *tmp_hash +
-                                " != spool hash " + *src_hash));
-  }
-
-  // Publish under the final name, never over a different file.
-  std::string publish_rel = rel;
-  bool already = false;
-  for (int n = 2;; ++n) {
-    Status r = env_->rename_noreplace(tmp, path_join(opt_.archive_root, publish_rel));
-    if (r) break;
-    if (r.code() != Status::Code::kExists || n > 1000) {
-      discard();
-      return fail(r);
-    }
-    auto existing = hash_file(path_join(opt_.archive_root, publish_rel));
-    if (existing && *existing == *src_hash) {
-      already = true;  // a crash after publish and before the spool unlink
-      discard();
-      break;
-    }
-    publish_rel = versioned_rel_path(rel, n);
-  }
-  if (Status s = env_->sync_dir(dir); !s) return fail(s);
-
-  out.row.rel = publish_rel;
-  out.row.name = recording_id(path_basename(spool_rel));
-  out.row.size = before->size;
-  out.row.hash = *src_hash;
-  out.row.rec_time_ms = before->mtime_ns / 1'000'000;
-  out.row.archived_at_ms = to_ms(env_->now());
-  out.row.origin = "local";
-  if (Status s = store_->upsert_recording(out.row, opt_.replicate_to, before->mtime_ns); !s)
-    return fail(s);
-  if (share) share->queued();  // the senders read it and give the share back
-
+ArchiveOutcome Archiver::remove_source(Source& src) {
   // Last look before the spool copy goes: a writer that opened it meanwhile
   // breaks the lease (or changes the mtime); then keep the spool copy, it will
   // be taken again as a new version.
-  auto last = (*src)->stat();
-  const bool still_lease_ok = !leased || (*src)->lease_intact();
-  if (!last || last->size != before->size || last->mtime_ns != before->mtime_ns ||
-      !still_lease_ok) {
-    out.kind = K::kChanged;
-    return out;
-  }
+  auto last = src.file->stat();
+  const bool lease_ok = !src.leased || src.file->lease_intact();
+  if (!last || last->size != src.before.size || last->mtime_ns != src.before.mtime_ns || !lease_ok)
+    return outcome(K::kChanged);
   // The path must still name the file we copied: a new recording renamed
   // over it meanwhile must not be unlinked unarchived.
-  auto at_path = env_->lstat(src_path);
-  if (!at_path || at_path->ino != last->ino || at_path->dev != last->dev) {
-    out.kind = at_path ? K::kChanged : K::kVanished;
-    return out;
+  auto at_path = env_->lstat(src.path);
+  if (!at_path || at_path->ino != last->ino || at_path->dev != last->dev)
+    return outcome(at_path ? K::kChanged : K::kVanished);
+  if (Status s = env_->unlink(src.path); !s && s.code() != Status::Code::kNotFound)
+    return outcome(K::kFailed, s);
+  src.file->release_lease();
+  return outcome(K::kArchived);
+}
+
+ArchiveOutcome Archiver::archive_one(const std::string& spool_rel, Millis settle) {
+  std::unique_ptr<Source> src;
+  if (ArchiveOutcome o = open_source(spool_rel, settle, src); !src) return o;
+  const FileStat& before = src->before;
+  const std::string rel =
+      archive_rel_path(opt_.layout, spool_rel, from_ms(before.mtime_ns / 1'000'000));
+  const std::string dir = path_dirname(path_join(opt_.archive_root, rel));
+  if (Status s = env_->mkdirs(dir, kDirMode); !s) return outcome(K::kFailed, s);
+
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string tmp = temp_path_for(dir, path_basename(rel));
+  const size_t peers = store_->queue().peers().size();
+  std::optional<BudgetShare> share;
+  if (peers > 0) share.emplace(opt_.page_budget, before.size * peers);
+  std::string hash;
+  ArchiveOutcome copied = copy_verified(*src, tmp, share && share->granted(), hash);
+  if (copied.kind != K::kArchived) {
+    (void)env_->unlink(tmp);
+    return copied;
   }
-  if (Status s = env_->unlink(src_path); !s && s.code() != Status::Code::kNotFound) return fail(s);
-  (*src)->release_lease();
+  // Publish under the final name, never over a different file.
+  auto pub = publish_noreplace(env_, tmp, opt_.archive_root, rel, before.size, hash);
+  if (!pub) {
+    (void)env_->unlink(tmp);
+    return outcome(K::kFailed, pub.status());
+  }
+  ArchiveOutcome out;
+  out.row = make_recording_row(pub->rel, path_basename(spool_rel), before.size, hash,
+                               before.mtime_ns / 1'000'000, to_ms(env_->now()), "local");
+  if (Status s = store_->queue().record(out.row, before.mtime_ns); !s)
+    return outcome(K::kFailed, s);
+  if (share) share->queued();  // the senders read it and give the share back
+
+  ArchiveOutcome removed = remove_source(*src);
+  if (removed.kind != K::kArchived) {
+    removed.row = std::move(out.row);
+    return removed;
+  }
   out.copy_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  out.kind = already ? K::kAlreadyArchived : K::kArchived;
+  out.kind = pub->already ? K::kAlreadyArchived : K::kArchived;
   return out;
 }
 

@@ -17,10 +17,12 @@
 // partial file under a final name. Temps left by a crash are removed by the
 // startup reconcile scan.
 //
+// Logs under "archive" (a line per failure at debug; the pipeline reports).
+//
 // Thread safety: archive_one() may run on several worker threads at once for
 // different files; the same spool path must not be given to two at once.
+#include <memory>
 #include <string>
-#include <vector>
 
 #include "archive/layout.h"
 #include "recsync/env.h"
@@ -36,12 +38,12 @@ struct ArchiverOptions {
   std::string archive_root;
   Layout layout = Layout::kDate;
   OpenCheck open_check = OpenCheck::kAuto;
-  // Peers each archived recording is queued for (replication), in the same
-  // state-store transaction that records it. When set, the archived copy's
-  // pages are left in the page cache after the verify while `page_budget`
-  // grants them (one share per peer; no budget: always): the peer sender
-  // reads the file next (and drops them). Otherwise they are dropped at once.
-  std::vector<std::string> replicate_to;
+  // Each archived recording is recorded and queued for the peers the state
+  // store's replication queue knows, in one transaction. With peers, the
+  // archived copy's pages are left in the page cache after the verify while
+  // `page_budget` grants them (one share per peer; no budget: always): the
+  // peer sender reads the file next (and drops them). Otherwise they are
+  // dropped at once.
   PageBudget* page_budget = nullptr;  // not owned; outlives the Archiver
 };
 
@@ -72,10 +74,18 @@ class Archiver {
   ArchiveOutcome archive_one(const std::string& spool_rel, Millis settle);
 
  private:
+  struct Source;
+  // Step 1: the spool file, open, quiet and with no writer; or the outcome
+  // that ends the attempt (nullopt in `src` then).
+  ArchiveOutcome open_source(const std::string& spool_rel, Millis settle,
+                             std::unique_ptr<Source>& src);
+  // Steps 2-4 into `tmp`: the verified hash, or the outcome that ends it.
+  ArchiveOutcome copy_verified(Source& src, const std::string& tmp, bool keep_pages,
+                               std::string& hash);
   Result<std::string> copy_to_temp(File& src, const std::string& tmp, int64_t mtime_ns,
                                    bool leased);
-  // Hashes the file at path; keep_pages: leave its pages in the page cache.
-  Result<std::string> hash_file(const std::string& path, bool keep_pages = false);
+  // Step 7: the spool copy goes only if it is still the file we copied.
+  ArchiveOutcome remove_source(Source& src);
 
   Env* env_;
   StateStore* store_;

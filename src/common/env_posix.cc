@@ -160,6 +160,23 @@ class PosixEnv : public Env {
     if (fd < 0) return Status::from_errno(errno, "create " + path);
     return std::unique_ptr<File>(new PosixFile(fd, path));
   }
+  Result<std::unique_ptr<File>> open_append(const std::string& path, mode_t mode) override {
+    int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0 && errno == ENOENT) {
+      fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+                  mode);
+      if (fd >= 0) {
+        if (Status s = sync_dir(path_dirname(path)); !s) {
+          ::close(fd);
+          return s;
+        }
+      } else if (errno == EEXIST) {  // created by someone else meanwhile
+        fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
+      }
+    }
+    if (fd < 0) return Status::from_errno(errno, "open for appending " + path);
+    return std::unique_ptr<File>(new PosixFile(fd, path));
+  }
   Status rename_noreplace(const std::string& from, const std::string& to) override {
     if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) != 0)
       return Status::from_errno(errno, "rename " + from + " -> " + to);
@@ -304,6 +321,12 @@ Result<std::unique_ptr<File>> FaultEnv::open_read(const std::string& path) {
 Result<std::unique_ptr<File>> FaultEnv::create_excl(const std::string& path, mode_t mode) {
   if (int e = create_errno.load()) return Status::from_errno(e, "create (injected) " + path);
   auto r = base_->create_excl(path, mode);
+  if (!r) return r.status();
+  return std::unique_ptr<File>(new FaultFile(std::move(r).value(), this));
+}
+Result<std::unique_ptr<File>> FaultEnv::open_append(const std::string& path, mode_t mode) {
+  if (int e = create_errno.load()) return Status::from_errno(e, "open (injected) " + path);
+  auto r = base_->open_append(path, mode);
   if (!r) return r.status();
   return std::unique_ptr<File>(new FaultFile(std::move(r).value(), this));
 }

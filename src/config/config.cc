@@ -14,312 +14,15 @@
 #include <initializer_list>
 #include <map>
 
+#include "config/values.h"
 #include "recsync/log.h"
 
 namespace recsync {
 namespace {
 
+using namespace config_values;
+
 constexpr size_t kMaxConfigBytes = 1 << 20;
-constexpr size_t kMaxSocketPath = 107;  // sizeof(sockaddr_un::sun_path) - 1
-
-// One value being applied: its node, its dotted name for messages and the
-// "file:line: " prefix of its position.
-struct Item {
-  const toml::node& node;
-  std::string key;
-  std::string where;
-  Status fail(const std::string& why) const { return Status::invalid(where + key + ": " + why); }
-};
-
-std::string where_of(const std::string& source, uint32_t line) {
-  return line == 0 ? source + ": " : source + ":" + std::to_string(line) + ": ";
-}
-
-const char* type_name(toml::node_type t) {
-  switch (t) {
-    case toml::node_type::string:
-      return "a string";
-    case toml::node_type::integer:
-      return "an integer";
-    case toml::node_type::floating_point:
-      return "a float";
-    case toml::node_type::boolean:
-      return "a boolean";
-    case toml::node_type::date:
-      return "a date";
-    case toml::node_type::time:
-      return "a time";
-    case toml::node_type::date_time:
-      return "a date-time";
-    case toml::node_type::array:
-      return "an array";
-    case toml::node_type::table:
-      return "a table";
-    default:
-      return "nothing";
-  }
-}
-
-Status wrong_type(const Item& it, const char* want) {
-  return it.fail(std::string("expected ") + want + " (got " + type_name(it.node.type()) + ")");
-}
-
-std::string join(std::initializer_list<const char*> xs) {
-  std::string out;
-  for (const char* x : xs) out += (out.empty() ? "" : ", ") + std::string(x);
-  return out;
-}
-
-Status get_string(const Item& it, std::string* out) {
-  const auto* s = it.node.as_string();
-  if (!s) return wrong_type(it, "a string");
-  *out = s->get();
-  return Status::ok();
-}
-
-Status get_int(const Item& it, int64_t lo, int64_t hi, int* out) {
-  const auto* v = it.node.as_integer();
-  if (!v) return wrong_type(it, "an integer");
-  int64_t n = v->get();
-  if (n < lo || n > hi) {
-    return it.fail("must be between " + std::to_string(lo) + " and " + std::to_string(hi) +
-                   " (got " + std::to_string(n) + ")");
-  }
-  *out = static_cast<int>(n);
-  return Status::ok();
-}
-
-Status get_choice(const Item& it, std::initializer_list<const char*> choices, std::string* out) {
-  std::string s;
-  RECSYNC_RETURN_IF_ERROR(get_string(it, &s));
-  for (const char* c : choices) {
-    if (s == c) {
-      *out = s;
-      return Status::ok();
-    }
-  }
-  return it.fail("must be one of " + join(choices) + " (got '" + s + "')");
-}
-
-Status get_level(const Item& it, std::string* out) {
-  return get_choice(it, {"trace", "debug", "info", "warn", "error", "off"}, out);
-}
-
-// A duration string, or the integer 0. `min` is inclusive.
-Status get_duration(const Item& it, Millis min, Millis* out) {
-  Millis d{0};
-  if (const auto* i = it.node.as_integer()) {
-    if (i->get() != 0) {
-      return it.fail("a duration needs a unit, e.g. \"" + std::to_string(i->get()) + "s\" (got " +
-                     std::to_string(i->get()) + ")");
-    }
-  } else if (const auto* s = it.node.as_string()) {
-    auto r = parse_duration(s->get());
-    if (!r) return it.fail(r.status().message());
-    d = *r;
-  } else {
-    return wrong_type(it, "a duration string such as \"30s\"");
-  }
-  if (d < min) {
-    if (min == Millis{1}) return it.fail("must be greater than 0");
-    return it.fail("must be at least " + format_duration(min) + " (got " + format_duration(d) +
-                   ")");
-  }
-  *out = d;
-  return Status::ok();
-}
-
-Status get_string_list(const Item& it, std::vector<std::string>* out) {
-  const auto* a = it.node.as_array();
-  if (!a) return wrong_type(it, "an array of strings");
-  std::vector<std::string> v;
-  for (const toml::node& el : *a) {
-    const auto* s = el.as_string();
-    if (!s) {
-      return it.fail(std::string("expected an array of strings (found ") + type_name(el.type()) +
-                     ")");
-    }
-    if (s->get().empty()) return it.fail("patterns must not be empty");
-    v.push_back(s->get());
-  }
-  *out = std::move(v);
-  return Status::ok();
-}
-
-// Lexically normal form without a trailing '/': "/a/b/../c/" -> "/a/c".
-std::string normal_path(const std::string& p) {
-  std::string n = std::filesystem::path(p).lexically_normal().string();
-  while (n.size() > 1 && n.back() == '/') n.pop_back();
-  return n;
-}
-
-Status get_abs_path(const Item& it, bool allow_empty, std::string* out) {
-  std::string s;
-  RECSYNC_RETURN_IF_ERROR(get_string(it, &s));
-  if (s.empty() && allow_empty) {
-    out->clear();
-    return Status::ok();
-  }
-  if (s.empty() || s[0] != '/') return it.fail("must be an absolute path (got '" + s + "')");
-  *out = normal_path(s);
-  return Status::ok();
-}
-
-bool valid_name(const std::string& s) {
-  if (s.empty() || s.size() > 64 || !std::isalnum(static_cast<unsigned char>(s[0]))) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
-  });
-}
-
-Status get_name(const Item& it, std::string* out) {
-  std::string s;
-  RECSYNC_RETURN_IF_ERROR(get_string(it, &s));
-  if (!valid_name(s)) {
-    return it.fail("'" + s +
-                   "' is not a valid node name (1-64 letters, digits, '.', '_', '-'; "
-                   "starting with a letter or digit)");
-  }
-  *out = s;
-  return Status::ok();
-}
-
-// Why "host:port" / "[v6]:port" is malformed, or "" when it is fine.
-std::string address_problem(const std::string& s, bool allow_port0) {
-  std::string host, port;
-  if (!s.empty() && s[0] == '[') {
-    size_t close = s.find(']');
-    if (close == std::string::npos) return "missing ']'";
-    if (close + 1 >= s.size() || s[close + 1] != ':') return "missing ':port' after ']'";
-    host = s.substr(1, close - 1);
-    port = s.substr(close + 2);
-    std::string addr = host.substr(0, host.find('%'));  // fe80::1%eth0
-    in6_addr a6;
-    if (inet_pton(AF_INET6, addr.c_str(), &a6) != 1) return "'" + host + "' is not an IPv6 address";
-  } else {
-    size_t colon = s.rfind(':');
-    if (colon == std::string::npos) return "missing ':port'";
-    host = s.substr(0, colon);
-    port = s.substr(colon + 1);
-    if (host.empty()) return "missing host";
-    if (host.find(':') != std::string::npos) {
-      return "an IPv6 address must be in brackets, e.g. [::1]:7373";
-    }
-    bool ok = std::all_of(host.begin(), host.end(), [](char c) {
-      return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_';
-    });
-    if (!ok) return "'" + host + "' is not a valid host name";
-    bool numeric = std::all_of(host.begin(), host.end(),
-                               [](char c) { return (c >= '0' && c <= '9') || c == '.'; });
-    if (!numeric)
-      return "'" + host + "' is a host name; use a numeric address (names are not resolved)";
-    in_addr a4;
-    if (inet_pton(AF_INET, host.c_str(), &a4) != 1) {
-      return "'" + host + "' is not an IPv4 address";
-    }
-  }
-  if (port.empty() || port.size() > 5 ||
-      !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    return "'" + port + "' is not a port number";
-  }
-  int p = std::stoi(port);
-  if (p > 65535 || (p == 0 && !allow_port0)) return "port " + port + " is out of range";
-  return "";
-}
-
-// Listen addresses may use port 0 (any free port: tests); peer addresses not.
-Status get_address(const Item& it, bool listen, bool allow_empty, std::string* out) {
-  std::string s;
-  RECSYNC_RETURN_IF_ERROR(get_string(it, &s));
-  if (s.empty() && allow_empty) {
-    out->clear();
-    return Status::ok();
-  }
-  std::string why = address_problem(s, listen);
-  if (!why.empty()) {
-    return it.fail("invalid address '" + s + "': " + why + " (expected host:port or [v6]:port)");
-  }
-  *out = s;
-  return Status::ok();
-}
-
-Status get_bandwidth(const Item& it, uint64_t* out) {
-  if (const auto* i = it.node.as_integer()) {
-    if (i->get() != 0) {
-      return it.fail("a number alone must be 0 (no cap); write a rate such as \"50MB/s\" (got " +
-                     std::to_string(i->get()) + ")");
-    }
-    *out = 0;
-    return Status::ok();
-  }
-  const auto* s = it.node.as_string();
-  if (!s) return wrong_type(it, "a rate string such as \"50MB/s\"");
-  auto r = parse_rate(s->get());
-  if (!r) return it.fail(r.status().message());
-  *out = *r;
-  return Status::ok();
-}
-
-Status get_schedule(const Item& it, Schedule* out, std::string* text) {
-  const auto* s = it.node.as_string();
-  if (!s) return wrong_type(it, "a string such as \"08:00-20:00=20MB/s,20:00-08:00=0\"");
-  auto sc = parse_schedule(s->get());
-  if (!sc) return it.fail(sc.status().message());
-  *out = std::move(sc).value();
-  *text = s->get();
-  return Status::ok();
-}
-
-Status get_fingerprint(const Item& it, std::string* out) {
-  std::string s;
-  RECSYNC_RETURN_IF_ERROR(get_string(it, &s));
-  constexpr std::string_view kPrefix = "sha256:";
-  bool ok = s.size() == kPrefix.size() + 64 && s.compare(0, kPrefix.size(), kPrefix) == 0 &&
-            std::all_of(s.begin() + kPrefix.size(), s.end(),
-                        [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
-  if (!ok) {
-    return it.fail(
-        "expected \"sha256:\" and 64 lowercase hex digits, as printed by `recsync id` "
-        "on the peer (got '" +
-        s + "')");
-  }
-  *out = s;
-  return Status::ok();
-}
-
-Status get_socket_path(const Item& it, std::string* out) {
-  RECSYNC_RETURN_IF_ERROR(get_abs_path(it, false, out));
-  if (out->size() > kMaxSocketPath) {
-    return it.fail("path is too long for a unix socket (at most " + std::to_string(kMaxSocketPath) +
-                   " bytes)");
-  }
-  return Status::ok();
-}
-
-Status get_components(const Item& it, const std::string& source,
-                      std::map<std::string, std::string>* out) {
-  const auto* t = it.node.as_table();
-  if (!t) return wrong_type(it, "a table of component = level");
-  std::map<std::string, std::string> m;
-  for (auto&& [k, v] : *t) {
-    std::string name(k.str());
-    bool known = false;
-    std::string all;
-    for (const char* c : log::kComponents) {
-      known = known || name == c;
-      all += (all.empty() ? "" : ", ") + std::string(c);
-    }
-    if (!known) {
-      return Status::invalid(where_of(source, k.source().begin.line) +
-                             "log.components: unknown component '" + name + "' (known: " + all +
-                             ")");
-    }
-    Item sub{v, "log.components." + name, where_of(source, v.source().begin.line)};
-    RECSYNC_RETURN_IF_ERROR(get_level(sub, &m[name]));
-  }
-  *out = std::move(m);
-  return Status::ok();
-}
 
 using ApplyFn = Status (*)(const Item&, const std::string& source, Config&);
 using PeerApplyFn = Status (*)(const Item&, PeerConfig&);
@@ -353,7 +56,7 @@ const Field kFields[] = {
      nullptr},
     {{"log.components", "{}",
       "per-component levels, e.g. { watch = \"debug\" }; components: daemon, watch, archive, "
-      "retention, state, control, peer, cli"},
+      "retention, state, control, peer, replication, delta, cli"},
      APPLY(return get_components(it, source, &c.log.components)),
      nullptr},
 
@@ -558,6 +261,11 @@ class Parser {
   void walk_section(const std::string& section, const toml::table& t);
   void walk_peers(const toml::key& k, const toml::node& v);
   void check_required(const char* name);
+  // Rules between keys (after every key parsed without error).
+  Status check_node();
+  void check_peer_names();
+  void check_watermarks();
+  void check_paths();
 
   std::string source_;
   Config c_;
@@ -661,6 +369,59 @@ void Parser::check_required(const char* name) {
   error(line, at(line) + "missing required key '" + leaf_of(name) + "' in [" + section + "]");
 }
 
+Status Parser::check_node() {
+  if (line_of_.count("node")) return Status::ok();
+  auto h = short_hostname();
+  if (!h) return Status::invalid(at(0) + "node: not set and " + h.status().message());
+  if (!valid_name(*h)) {
+    return Status::invalid(at(0) + "node: not set and the hostname '" + *h +
+                           "' is not a valid node name; set node explicitly");
+  }
+  c_.node = *h;
+  return Status::ok();
+}
+
+void Parser::check_peer_names() {
+  std::map<std::string, uint32_t> names;
+  for (size_t i = 0; i < c_.peers.size(); ++i) {
+    const std::string& n = c_.peers[i].name;
+    uint32_t line = peer_name_lines_[i];
+    if (n == c_.node) {
+      error(line, at(line) + "peer.name: '" + n + "' is this node's own name (node = \"" + c_.node +
+                      "\")");
+    } else if (auto it = names.find(n); it != names.end()) {
+      error(line, at(line) + "peer.name: duplicate peer '" + n + "' (first defined at line " +
+                      std::to_string(it->second) + ")");
+    } else {
+      names[n] = line;
+    }
+  }
+}
+
+void Parser::check_watermarks() {
+  if (c_.spool.usage_warn_pct < c_.spool.usage_crit_pct) return;
+  uint32_t line = line_of_.count("spool.usage_warn") ? line_of_["spool.usage_warn"]
+                                                     : line_of_["spool.usage_crit"];
+  error(line, at(line) + "spool.usage_warn (" + std::to_string(c_.spool.usage_warn_pct) +
+                  ") must be below spool.usage_crit (" + std::to_string(c_.spool.usage_crit_pct) +
+                  ")");
+}
+
+void Parser::check_paths() {
+  const std::string& sp = c_.spool.path;
+  const std::string& ar = c_.archive.path;
+  uint32_t line = line_of_["archive.path"];
+  if (sp == ar) {
+    error(line, at(line) + "archive.path: same folder as spool.path ('" + ar + "')");
+  } else if (is_inside(ar, sp)) {
+    error(line, at(line) + "archive.path: '" + ar + "' is inside spool.path '" + sp +
+                    "' (they must not be nested)");
+  } else if (is_inside(sp, ar)) {
+    error(line, at(line) + "archive.path: '" + ar + "' contains spool.path '" + sp +
+                    "' (they must not be nested)");
+  }
+}
+
 Result<Config> Parser::run(const toml::table& root) {
   c_.source = source_;
   for (auto&& [k, v] : root) {
@@ -697,52 +458,10 @@ Result<Config> Parser::run(const toml::table& root) {
     check_required("spool.path");
     check_required("archive.path");
   }
-  if (errors_.empty() && !line_of_.count("node")) {
-    auto h = short_hostname();
-    if (!h) return Status::invalid(at(0) + "node: not set and " + h.status().message());
-    if (!valid_name(*h)) {
-      return Status::invalid(at(0) + "node: not set and the hostname '" + *h +
-                             "' is not a valid node name; set node explicitly");
-    }
-    c_.node = *h;
-  }
-  if (errors_.empty()) {
-    std::map<std::string, uint32_t> names;
-    for (size_t i = 0; i < c_.peers.size(); ++i) {
-      const std::string& n = c_.peers[i].name;
-      uint32_t line = peer_name_lines_[i];
-      if (n == c_.node) {
-        error(line, at(line) + "peer.name: '" + n + "' is this node's own name (node = \"" +
-                        c_.node + "\")");
-      } else if (auto it = names.find(n); it != names.end()) {
-        error(line, at(line) + "peer.name: duplicate peer '" + n + "' (first defined at line " +
-                        std::to_string(it->second) + ")");
-      } else {
-        names[n] = line;
-      }
-    }
-  }
-  if (errors_.empty() && c_.spool.usage_warn_pct >= c_.spool.usage_crit_pct) {
-    uint32_t line = line_of_.count("spool.usage_warn") ? line_of_["spool.usage_warn"]
-                                                       : line_of_["spool.usage_crit"];
-    error(line, at(line) + "spool.usage_warn (" + std::to_string(c_.spool.usage_warn_pct) +
-                    ") must be below spool.usage_crit (" + std::to_string(c_.spool.usage_crit_pct) +
-                    ")");
-  }
-  if (errors_.empty()) {
-    const std::string& sp = c_.spool.path;
-    const std::string& ar = c_.archive.path;
-    uint32_t line = line_of_["archive.path"];
-    if (sp == ar) {
-      error(line, at(line) + "archive.path: same folder as spool.path ('" + ar + "')");
-    } else if (is_inside(ar, sp)) {
-      error(line, at(line) + "archive.path: '" + ar + "' is inside spool.path '" + sp +
-                      "' (they must not be nested)");
-    } else if (is_inside(sp, ar)) {
-      error(line, at(line) + "archive.path: '" + ar + "' contains spool.path '" + sp +
-                      "' (they must not be nested)");
-    }
-  }
+  if (errors_.empty()) RECSYNC_RETURN_IF_ERROR(check_node());
+  if (errors_.empty()) check_peer_names();
+  if (errors_.empty()) check_watermarks();
+  if (errors_.empty()) check_paths();
   if (!errors_.empty()) {
     // Report the first problem in file order (toml++ tables iterate by name).
     auto first = std::min_element(errors_.begin(), errors_.end(),

@@ -1,12 +1,18 @@
 #pragma once
-// recsyncd's engine: wires the watcher, aggregator, archive workers, state
-// store, retention and the control socket onto one libuv loop.
+// recsyncd's engine: wiring only. It builds the components, runs them on one
+// libuv loop and fans signals and reloads out to them:
+//   state store (state/store.h)         durable state, opened first
+//   SpoolPipeline (archive/)            watcher events -> archived recordings
+//   InotifyWatcher (watch/)             raw events for the pipeline
+//   ArchiveReconciler (archive/)        adopts the archive at start
+//   RetentionScheduler (retention/)     pruning passes
+//   replication::Service + BandwidthControl (replication/)   peers, the cap
+//   ControlServer + control_commands (control/, daemon/)     the CLI's socket
+// Status is daemon/status.h over the components' snapshots.
 //
-// Threads: the loop thread owns every libuv handle and the in-memory spool
-// work set; `archive.workers` threads run Archiver::archive_one; one thread
-// runs retention passes; one reconciles the archive with the state store at
-// start (adopting an existing archive in place). Results come back to the
-// loop through uv_async.
+// Threads: the loop thread owns every libuv handle and calls the pipeline;
+// the components run their own threads (archive workers, reconcile,
+// retention, replication). Results come back to the loop through uv_async.
 #include <memory>
 
 #include "recsync/config.h"

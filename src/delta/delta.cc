@@ -12,9 +12,9 @@ namespace recsync::delta {
 namespace {
 
 // librsync prints to stderr by default; its messages are only detail for the
-// Status we return, so route them to the peer logger at debug level.
+// Status we return, so route them to the delta logger at debug level.
 void trace_to_log(rs_loglevel level, const char* msg) {
-  auto lg = log::get("peer");
+  auto lg = log::get("delta");
   if (level <= RS_LOG_ERR)
     lg->debug("librsync: {}", msg);
   else

@@ -4,13 +4,13 @@
 #include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
-#include <openssl/rand.h>
 #include <sys/stat.h>
 
 #include <cstdio>
 
 #include "recsync/log.h"
 #include "recsync/names.h"
+#include "recsync/publish.h"
 
 namespace recsync::peer {
 namespace {
@@ -58,29 +58,6 @@ Result<std::string> read_small(Env* env, const std::string& path, mode_t* mode) 
     if (data.size() > kMaxIdentityFile) return Status::corrupt(path + ": too large");
   }
   return data;
-}
-
-// temp + fsync + rename (no replace) + folder fsync. The temp is removed on
-// failure.
-Status publish(Env* env, const std::string& dir, const std::string& name, const std::string& data,
-               mode_t mode) {
-  unsigned char rnd[8];
-  if (RAND_bytes(rnd, sizeof rnd) != 1) return openssl_status(Status::Code::kIo, "random");
-  std::string tmp = path_join(dir, std::string(kTempPrefix) + name + "." + hex(rnd, sizeof rnd));
-  std::string final_path = path_join(dir, name);
-  Status s = [&]() -> Status {
-    auto f = env->create_excl(tmp, mode);
-    if (!f) return f.status();
-    RECSYNC_RETURN_IF_ERROR((*f)->write_all(data.data(), data.size()));
-    RECSYNC_RETURN_IF_ERROR((*f)->sync());
-    return Status::ok();
-  }();
-  if (s.is_ok()) s = env->rename_noreplace(tmp, final_path);
-  if (!s.is_ok()) {
-    (void)env->unlink(tmp);
-    return s;
-  }
-  return env->sync_dir(dir);
 }
 
 Result<PkeyPtr> new_key() {
@@ -142,7 +119,7 @@ Status write_cert_for(Env* env, const std::string& dir, EVP_PKEY* key, const std
   if (!cert) return cert.status();
   auto pem = cert_pem(cert->get());
   if (!pem) return pem.status();
-  return publish(env, dir, kCertFileName, *pem, 0644);
+  return write_file_durably(env, dir, kCertFileName, *pem, 0644);
 }
 
 Result<PkeyPtr> load_key(Env* env, const std::string& path) {
@@ -243,7 +220,7 @@ Status generate_identity(Env* env, const std::string& state_dir, const std::stri
       if (!s.is_ok() && s.code() != Status::Code::kNotFound) return s;
     }
   }
-  RECSYNC_RETURN_IF_ERROR(publish(env, state_dir, kKeyFileName, *pem, 0600));
+  RECSYNC_RETURN_IF_ERROR(write_file_durably(env, state_dir, kKeyFileName, *pem, 0600));
   RECSYNC_RETURN_IF_ERROR(write_cert_for(env, state_dir, key->get(), node));
   log::get("peer")->info("created TLS identity for node {} in {}", node, state_dir);
   return Status::ok();

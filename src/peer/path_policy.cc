@@ -28,28 +28,7 @@ Status refuse(std::string_view rel, const char* why) {
 }  // namespace
 
 Status validate_peer_path(std::string_view rel) {
-  if (rel.empty()) return refuse(rel, "empty");
-  if (rel.size() > kMaxPeerPathLen) return refuse(rel, "longer than 1024 bytes");
-  if (rel.front() == '/') return refuse(rel, "absolute");
-  for (char c : rel) {
-    auto u = static_cast<unsigned char>(c);
-    if (u == 0) return refuse(rel, "contains NUL");
-    if (u < 0x20 || u == 0x7f) return refuse(rel, "contains a control character");
-    if (c == '\\') return refuse(rel, "contains a backslash");
-  }
-  size_t start = 0;
-  for (;;) {
-    size_t slash = rel.find('/', start);
-    std::string_view comp =
-        rel.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
-    if (comp.empty()) return refuse(rel, "empty component");
-    if (comp == "." || comp == "..") return refuse(rel, "'.' or '..' component");
-    if (comp.size() > kMaxPeerComponentLen) return refuse(rel, "component longer than 255 bytes");
-    if (is_temp_name(comp)) return refuse(rel, "engine temp name");
-    if (is_hidden_name(comp)) return refuse(rel, "hidden component");
-    if (slash == std::string_view::npos) break;
-    start = slash + 1;
-  }
+  if (const char* why = rel_path_problem(rel, /*strict=*/true)) return refuse(rel, why);
   return Status::ok();
 }
 

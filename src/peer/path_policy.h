@@ -4,19 +4,20 @@
 // archive root and names a regular file to create there.
 #include <string_view>
 
+#include "recsync/names.h"
 #include "recsync/status.h"
 
 namespace recsync::peer {
 
-inline constexpr size_t kMaxPeerPathLen = 1024;      // whole path, bytes
-inline constexpr size_t kMaxPeerComponentLen = 255;  // NAME_MAX
+inline constexpr size_t kMaxPeerPathLen = kMaxRelPathLen;            // whole path, bytes
+inline constexpr size_t kMaxPeerComponentLen = kMaxRelComponentLen;  // NAME_MAX
 
-// OK, or kRefused with the reason, when `rel` is empty or absolute; has an
-// empty ("a//b", trailing '/'), "." or ".." component; contains NUL, another
-// control character (< 0x20, 0x7f) or a backslash; has a component longer
-// than kMaxPeerComponentLen or is longer than kMaxPeerPathLen; has a hidden
-// component (leading '.'), which includes the engine's temp names
-// (names.h kTempPrefix). Pure; thread-safe.
+// OK, or kRefused with the reason, when names.h rel_path_problem(rel,
+// strict) finds one: empty or absolute; an empty ("a//b", trailing '/'), "."
+// or ".." component; NUL, another control character (< 0x20, 0x7f) or a
+// backslash; a component longer than kMaxPeerComponentLen or a path longer
+// than kMaxPeerPathLen; a hidden component (leading '.'), which includes the
+// engine's temp names (names.h kTempPrefix). Pure; thread-safe.
 Status validate_peer_path(std::string_view rel);
 
 }  // namespace recsync::peer

@@ -1,46 +1,22 @@
 #include "replication/inbound_file.h"
 
-#include <cstdio>
-#include <random>
-
 #include "peer/path_policy.h"
 #include "recsync/names.h"
+#include "recsync/publish.h"
 
 namespace recsync::replication {
 namespace {
 
 constexpr size_t kReadBuf = 1 << 20;
-constexpr int kMaxVersions = 1000;
 constexpr size_t kWriteBatch = 256 * 1024;
 // File::write_behind() after every this many bytes written.
 constexpr uint64_t kWriteBehind = 1 << 20;
-
-std::string random_suffix() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  char buf[17];
-  snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(rng()));
-  return buf;
-}
 
 bool is_hex16(std::string_view s) {
   if (s.size() != 16) return false;
   for (char c : s)
     if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
   return true;
-}
-
-Result<std::string> hash_file(Env* env, const std::string& path) {
-  auto f = env->open_read(path);
-  if (!f) return f.status();
-  Hasher h;
-  std::vector<uint8_t> buf(kReadBuf);
-  for (;;) {
-    auto n = (*f)->read(buf.data(), buf.size());
-    if (!n) return n.status();
-    if (*n == 0) break;
-    h.update(buf.data(), *n);
-  }
-  return h.hex();
 }
 
 }  // namespace
@@ -319,28 +295,13 @@ Result<InboundResult> InboundFile::finish() {
   out_.reset();
   basis_.reset();
 
+  auto pub = publish_noreplace(env_, out_path_, root_, rel_, written_, expected_hash_);
+  if (!pub) return fail(pub.status());
+  closed_ = true;
   InboundResult res;
   res.size = written_;
-  std::string publish_rel = rel_;
-  for (int n = 2;; ++n) {
-    Status r = env_->rename_noreplace(out_path_, path_join(root_, publish_rel));
-    if (r) break;
-    if (r.code() != Status::Code::kExists || n > kMaxVersions) return fail(r);
-    const std::string existing = path_join(root_, publish_rel);
-    auto st = env_->lstat(existing);
-    if (st && st->is_reg && st->size == expected_size_) {
-      auto h = hash_file(env_, existing);
-      if (h && *h == expected_hash_) {
-        res.already = true;  // e.g. acked but the ack was lost
-        (void)env_->unlink(out_path_);
-        break;
-      }
-    }
-    publish_rel = versioned_rel_path(rel_, n);
-  }
-  closed_ = true;
-  res.rel = publish_rel;
-  if (Status d = env_->sync_dir(dir_); !d) return fail(d);
+  res.rel = pub->rel;
+  res.already = pub->already;  // e.g. acked but the ack was lost
   remove_partials();
   return res;
 }

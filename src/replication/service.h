@@ -1,104 +1,49 @@
 #pragma once
-// Peer replication (SPEC 4.2): sends this node's archived recordings to every
-// configured peer and receives theirs into the local archive.
-//
-// Threads (none of them the daemon's libuv loop):
-//   - one sender per [[peer]]: connects (TCP + TLS 1.3 client), then offers
-//     the peer's queue entries one at a time (OFFER -> SIGNATURE -> DELTA ->
-//     ACK); the librsync delta runs on this thread. Reconnects with
-//     exponential backoff (0.5 s .. 30 s) plus up to 25 % jitter.
-//   - one acceptor on replication.listen, and one receiver thread per
-//     accepted connection (at most kMaxInbound at once); the signature, the
-//     patch, the fsyncs and the hash check run there.
-// Every blocking call has a timeout, and stop() shuts the sockets down, so
-// stop() returns within about a second.
+// Peer replication (SPEC 4.2), a thin façade: it builds the TLS context
+// (pinning every [[peer]] fingerprint), binds replication.listen, tells the
+// state store's replication queue which peers to queue recordings for, and
+// runs one Sender per peer (sender.h) and the Receiver (receiver.h) over a
+// shared LinkContext (link.h). It owns the Governor, the one owner of the
+// bandwidth cap, and the PeerBoard, the one owner of each peer's status.
 //
 // Durability: the queue is the state store's repl_queue table; an entry goes
 // only when the peer acks (after its fsync + rename + folder fsync). A crash
 // anywhere re-offers the entry; a receiver holding an identical file answers
-// ACK at once, so nothing is stored twice. Received recordings are recorded
-// with origin = peer name and never queued: they are not sent back.
+// ACK at once, so nothing is stored twice. Senders wake on the queue's
+// doorbell, rung by the store when a recording or hold change is queued.
 //
-// The bandwidth governor (governor.h) meters every frame payload a sender
-// writes, across all peers. Entries enqueued within live_window go first
-// (kLive); older ones and retries are kBulk.
-#include <atomic>
-#include <chrono>
-#include <condition_variable>
+// Threads: create/start/stop from one thread (the daemon's loop); status(),
+// governor() and peer_names() from any thread. stop() returns within about a
+// second: every blocking call has a timeout and stop() shuts the sockets.
+#include <deque>
 #include <memory>
 #include <mutex>
-#include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "peer/identity.h"
-#include "recsync/config.h"
-#include "recsync/env.h"
-#include "recsync/page_budget.h"
-#include "recsync/status.h"
-#include "replication/governor.h"
-#include "replication/inbound_file.h"
-#include "state/store.h"
+#include "replication/link.h"
 
 namespace recsync::replication {
 
-enum class PeerState { kConnecting, kConnected, kBackoff, kRefused };
-const char* peer_state_name(PeerState s);
-
-struct InFlight {
-  std::string rel;
-  uint64_t size = 0;
-  uint64_t read_bytes = 0;  // of the file, fed to the delta so far
-  uint64_t sent_bytes = 0;  // frame payload bytes sent for it so far
-  int64_t started_ms = 0;   // wall
-};
-
-struct PeerStatus {
-  std::string name, address, fingerprint;
-  PeerState state = PeerState::kConnecting;
-  std::string last_error;
-  int64_t last_ack_ms = 0;         // wall; 0 = none since start
-  int64_t connected_since_ms = 0;  // wall; 0 when not connected
-  double rtt_ms = -1;              // last PING round trip; -1 unknown
-  uint64_t sent_bytes = 0, received_bytes = 0;
-  uint64_t acked_files = 0, received_files = 0, failed_transfers = 0;
-  std::optional<InFlight> in_flight;
-  QueueStats queue;
-};
+class Sender;
+class Receiver;
 
 struct ServiceStatus {
   std::string listen;
   uint16_t listen_port = 0;
-  uint64_t bandwidth_bps = 0;
-  uint64_t rate_bps = 0;  // bytes sent per second, averaged over the last ~5 s
+  uint64_t bandwidth_bps = 0;  // the governor's cap now
+  uint64_t rate_bps = 0;       // bytes sent per second, averaged over the last ~5 s
   std::vector<PeerStatus> peers;
-  std::string last_refused;  // last refused incoming connection, "" = none
-  int64_t last_refused_ms = 0;
-};
-
-struct ServiceOptions {
-  std::string node;
-  std::string listen;
-  uint64_t bandwidth_bps = 50'000'000;
-  std::string archive_root;
-  std::vector<PeerConfig> peers;
-  InboundOptions inbound;
-  std::chrono::milliseconds live_window{60'000};
-  std::chrono::milliseconds retry_max{300'000};  // backoff cap for a failed file
-  // Shares of recordings the archiver left cached for the senders: a sender
-  // gives back a recording's share when its transfer of it ends, whichever
-  // way. Not owned; may be null.
-  PageBudget* page_budget = nullptr;
+  RefusedLink last_refused;
 };
 
 class Service {
  public:
   static constexpr int kMaxInbound = 8;
 
-  // Creates the TLS context (pinning every peer's fingerprint) and binds the
-  // listener (an error names the address). Starts nothing. env, store must
-  // outlive the service.
+  // Starts nothing. An error names the listen address or the identity
+  // problem. env and store must outlive the service.
   static Result<std::unique_ptr<Service>> create(Env* env, StateStore* store,
                                                  const peer::Identity& self, ServiceOptions opt);
   ~Service();  // stop()s
@@ -110,21 +55,34 @@ class Service {
   // joins all threads. Idempotent.
   void stop();
 
-  // New entries were queued: wake idle senders. Any thread.
-  void notify_queued();
-  // New cap (SIGHUP). Any thread.
-  void set_bandwidth(uint64_t bps);
-  // Peer names the archiver queues recordings for.
+  // The bandwidth cap lives here: set_rate() it (SIGHUP, schedule, CLI).
+  Governor& governor() { return gov_; }
   std::vector<std::string> peer_names() const;
 
-  // A snapshot for `recsync status`. Any thread; reads the queue from the
-  // store (sub-millisecond).
+  // A snapshot for status: the board, the queue of each peer (from the
+  // store, sub-millisecond) and the rate.
   ServiceStatus status();
 
  private:
-  struct Impl;
-  explicit Service(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  Service(Env* env, StateStore* store, ServiceOptions opt);
+
+  Env* env_;
+  StateStore* store_;
+  ServiceOptions opt_;
+  std::unique_ptr<peer::TlsContext> tls_;
+  peer::Canceller cancel_;
+  Governor gov_;
+  PeerBoard board_;
+  StopFlag stop_;
+  std::unique_ptr<LinkContext> ctx_;
+  uint16_t listen_port_ = 0;
+  std::unique_ptr<Receiver> receiver_;
+  std::vector<std::unique_ptr<Sender>> senders_;
+  bool started_ = false, stopped_ = false;
+
+  // Rate samples (steady ns, bytes granted) taken at status() calls.
+  std::mutex rate_mu_;
+  std::deque<std::pair<int64_t, uint64_t>> samples_;
 };
 
 }  // namespace recsync::replication

@@ -1,13 +1,8 @@
 #include "retention/audit_log.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <nlohmann/json.hpp>
 
-#include "recsync/env.h"
-#include "retention/plan.h"
+#include "recsync/clock.h"
 
 namespace recsync {
 
@@ -59,25 +54,10 @@ std::string audit_json_line(const AuditRow& row) {
   return out;
 }
 
-Result<AuditLog> AuditLog::open(const std::string& path) {
-  bool existed = ::access(path.c_str(), F_OK) == 0;
-  int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
-  if (fd < 0) return Status::from_errno(errno, "open audit log " + path);
-  AuditLog log(fd, path);
-  if (!existed) {
-    int dfd = ::open(path_dirname(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-      ::fsync(dfd);
-      ::close(dfd);
-    }
-  }
-  return log;
-}
-
-AuditLog::AuditLog(AuditLog&& o) noexcept : fd_(o.fd_), path_(std::move(o.path_)) { o.fd_ = -1; }
-
-AuditLog::~AuditLog() {
-  if (fd_ >= 0) ::close(fd_);
+Result<AuditLog> AuditLog::open(Env* env, const std::string& path) {
+  auto f = env->open_append(path, 0640);
+  if (!f) return f.status().with_context("audit log");
+  return AuditLog(std::move(f).value());
 }
 
 Status AuditLog::append(const std::vector<AuditRow>& rows) {
@@ -88,19 +68,8 @@ Status AuditLog::append(const std::vector<AuditRow>& rows) {
     append_audit_json_line(buf, r);
     buf += '\n';
   }
-  const char* p = buf.data();
-  size_t n = buf.size();
-  while (n > 0) {
-    ssize_t w = ::write(fd_, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return Status::from_errno(errno, "write audit log " + path_);
-    }
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-  if (::fsync(fd_) != 0) return Status::from_errno(errno, "fsync audit log " + path_);
-  return Status::ok();
+  RECSYNC_RETURN_IF_ERROR(f_->write_all(buf.data(), buf.size()).with_context("audit log"));
+  return f_->sync().with_context("audit log");
 }
 
 }  // namespace recsync

@@ -11,8 +11,11 @@
 #include <string>
 #include <vector>
 
+#include <memory>
+
+#include "recsync/env.h"
 #include "recsync/status.h"
-#include "state/store.h"
+#include "state/rows.h"
 
 namespace recsync {
 
@@ -25,21 +28,16 @@ void append_audit_json_line(std::string& out, const AuditRow& row);
 
 class AuditLog {
  public:
-  // Opens path for appending (O_APPEND, created 0640; a new file's folder is
-  // fsynced). Plain POSIX: Env has no append mode, and the log lives in the
-  // state folder, not the archive.
-  static Result<AuditLog> open(const std::string& path);
-  AuditLog(AuditLog&& o) noexcept;
-  AuditLog& operator=(AuditLog&&) = delete;
-  ~AuditLog();
+  // Opens path for appending through env (Env::open_append: created 0640, a
+  // new file's folder fsynced), so fault injection reaches the audit log.
+  static Result<AuditLog> open(Env* env, const std::string& path);
 
-  // Writes all lines in one write() and fsyncs; ok only when they are durable.
+  // Writes all lines in one write and fsyncs; ok only when they are durable.
   Status append(const std::vector<AuditRow>& rows);
 
  private:
-  AuditLog(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
-  int fd_ = -1;
-  std::string path_;
+  explicit AuditLog(std::unique_ptr<File> f) : f_(std::move(f)) {}
+  std::unique_ptr<File> f_;
 };
 
 }  // namespace recsync

@@ -4,14 +4,6 @@
 #include <ctime>
 
 namespace recsync {
-namespace {
-
-int64_t to_ms(WallTime t) {
-  return std::chrono::duration_cast<Millis>(t.time_since_epoch()).count();
-}
-
-}  // namespace
-
 HoldSet::HoldSet(const std::vector<HoldRow>& holds) {
   for (const HoldRow& h : holds) targets_.insert(h.target);
 }
@@ -72,22 +64,6 @@ std::string format_span(Millis d) {
 
 std::string policy_string(const RetentionPolicy& p) {
   return "retention keep=" + format_span(p.keep);
-}
-
-std::string iso8601_utc_ms(int64_t ms) {
-  int64_t secs = ms / 1000, rem = ms % 1000;
-  if (rem < 0) {
-    rem += 1000;
-    secs -= 1;
-  }
-  std::time_t t = static_cast<std::time_t>(secs);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[40];
-  size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  char frac[8];
-  std::snprintf(frac, sizeof frac, ".%03dZ", static_cast<int>(rem));
-  return std::string(buf, n) + frac;
 }
 
 }  // namespace recsync

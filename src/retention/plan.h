@@ -7,9 +7,10 @@
 #include <unordered_set>
 #include <vector>
 
+#include "recsync/clock.h"
 #include "recsync/env.h"
 #include "recsync/units.h"
-#include "state/store.h"
+#include "state/rows.h"
 
 namespace recsync {
 
@@ -62,7 +63,5 @@ PlanResult plan_retention(const std::vector<RecordingRow>& candidates, const Hol
 std::string format_span(Millis d);
 // The policy string written to the audit: "retention keep=15d".
 std::string policy_string(const RetentionPolicy& p);
-// ms since the epoch as ISO-8601 UTC with milliseconds: "2024-05-01T12:00:00.123Z".
-std::string iso8601_utc_ms(int64_t ms);
 
 }  // namespace recsync

@@ -17,25 +17,6 @@ constexpr auto kSleepSlice = std::chrono::milliseconds(20);
 
 double secs(SteadyClock::duration d) { return std::chrono::duration<double>(d).count(); }
 
-int64_t to_ms(WallTime t) {
-  return std::chrono::duration_cast<Millis>(t.time_since_epoch()).count();
-}
-
-// A row's rel comes from our own database, but a damaged or hand-edited one
-// must never make the pruner delete outside the archive.
-bool is_safe_rel(const std::string& rel) {
-  if (rel.empty() || rel.front() == '/') return false;
-  size_t start = 0;
-  while (start <= rel.size()) {
-    size_t end = rel.find('/', start);
-    if (end == std::string::npos) end = rel.size();
-    std::string_view part(rel.data() + start, end - start);
-    if (part.empty() || part == "." || part == "..") return false;
-    start = end + 1;
-  }
-  return true;
-}
-
 // Evenly spaced deletions: each waits until one interval after the previous
 // one; a late caller does not get a burst to catch up.
 class Pacer {
@@ -130,8 +111,8 @@ class StoreWriter {
     if (!prev) return prev;
     thread_ = std::thread([this, audit = std::move(audit), gone = std::move(gone)] {
       auto t0 = SteadyClock::now();
-      Status s = store_->append_audit(audit);
-      if (s) s = store_->remove_recordings(gone);
+      Status s = store_->audit().append(audit);
+      if (s) s = store_->recordings().remove_many(gone);
       busy_ += SteadyClock::now() - t0;
       result_ = std::move(s);
     });
@@ -162,18 +143,18 @@ class PassTuning {
  public:
   PassTuning(StateStore* store, int64_t cache_kib, int64_t wal_pages) : store_(store) {
     if (cache_kib > 0) {
-      auto old = store_->cache_kib();
-      if (old && *old < cache_kib && store_->set_cache_kib(cache_kib)) old_kib_ = *old;
+      auto old = store_->db().cache_kib();
+      if (old && *old < cache_kib && store_->db().set_cache_kib(cache_kib)) old_kib_ = *old;
     }
     if (wal_pages > 0) {
-      auto old = store_->wal_autocheckpoint();
-      if (old && *old > 0 && *old < wal_pages && store_->set_wal_autocheckpoint(wal_pages))
+      auto old = store_->db().wal_autocheckpoint();
+      if (old && *old > 0 && *old < wal_pages && store_->db().set_wal_autocheckpoint(wal_pages))
         old_wal_ = *old;
     }
   }
   ~PassTuning() {
-    if (old_kib_ > 0) (void)store_->set_cache_kib(old_kib_);
-    if (old_wal_ > 0) (void)store_->set_wal_autocheckpoint(old_wal_);
+    if (old_kib_ > 0) (void)store_->db().set_cache_kib(old_kib_);
+    if (old_wal_ > 0) (void)store_->db().set_wal_autocheckpoint(old_wal_);
   }
   PassTuning(const PassTuning&) = delete;
   PassTuning& operator=(const PassTuning&) = delete;
@@ -267,14 +248,14 @@ class PruneRun {
   Result<PruneReport> run() {
     const WallTime now = env_->now();
     now_ms_ = to_ms(now);
-    auto stats = store_->stats();
+    auto stats = store_->recordings().stats();
     if (!stats) return stats.status();
     rep_.refused = clock_refusal(now, stats->newest_rec_time_ms, policy_);
     if (!rep_.refused.empty()) {
       log_->info("prune refused: {}", rep_.refused);
       return std::move(rep_);
     }
-    auto hold_rows = store_->holds();
+    auto hold_rows = store_->holds().list();
     if (!hold_rows) return hold_rows.status();
     const HoldSet holds(*hold_rows);
 
@@ -326,12 +307,12 @@ class PruneRun {
  private:
   Status prune_recordings(WallTime now, const HoldSet& holds) {
     const int64_t cutoff = retention_cutoff_ms(now, policy_);
-    int64_t after_time = StateStore::kFirstTime, after_id = 0;
+    int64_t after_time = Recordings::kFirstTime, after_id = 0;
     std::vector<RecordingRow> batch;
     batch.reserve(batch_size_);
     while (!stop_.load()) {
       auto t0 = SteadyClock::now();
-      auto chunk = store_->older_than(cutoff, after_time, after_id, Pruner::kChunk);
+      auto chunk = store_->recordings().older_than(cutoff, after_time, after_id, Pruner::kChunk);
       timing_.query += SteadyClock::now() - t0;
       if (!chunk) return chunk.status();
       RECSYNC_RETURN_IF_ERROR(submit_pending());
@@ -354,7 +335,9 @@ class PruneRun {
         continue;
       }
       for (RecordingRow& r : plan.remove) {
-        if (!is_safe_rel(r.rel)) {
+        // A row's rel comes from our own database, but a damaged or
+        // hand-edited one must never make the pruner delete outside the archive.
+        if (rel_path_problem(r.rel, /*strict=*/false)) {
           rep_.errors++;
           log_->error("not pruning {}: path is not inside the archive", r.rel);
           continue;
@@ -378,19 +361,65 @@ class PruneRun {
     uint64_t ino;
     bool present;  // false: the file was already gone
   };
+  // A folder ("" = the root) files went from, in unlink order.
+  struct Touched {
+    std::string dir;
+    uint64_t files = 0, bytes = 0, gone = 0;
+    int64_t oldest_ms = INT64_MAX, newest_ms = INT64_MIN;
+  };
 
   Status delete_batch(const std::vector<RecordingRow>& batch) {
     if (stop_.load()) return Status::ok();
-    // 1. Identity: only the file the row describes goes. A regular file of
-    //    the row's size and mtime (rec_time_ms is the file's mtime, set by
-    //    the archiver and the inbound path, read back by reconcile); anything
-    //    else (replaced, rewritten, touched, not a file) is left with its row
-    //    for the next reconcile to re-index. This lstat also brings the inode
-    //    into the cache, so the unlink below does not wait for it.
     auto t0 = SteadyClock::now();
     std::vector<Victim> victims;
-    victims.reserve(batch.size());
     std::vector<AuditRow> audit;
+    check_batch(batch, victims, audit);
+    timing_.check += SteadyClock::now() - t0;
+    if (victims.empty()) return Status::ok();
+
+    // 2. Write-ahead audit: durable in the log file before any of these
+    //    files is touched. (The store's audit table gets the same rows with
+    //    the row removals, below.)
+    t0 = SteadyClock::now();
+    RECSYNC_RETURN_IF_ERROR(ensure_audit_log());
+    RECSYNC_RETURN_IF_ERROR(audit_->append(audit));
+    timing_.audit += SteadyClock::now() - t0;
+
+    t0 = SteadyClock::now();
+    std::vector<std::optional<Status>> results = unlink_victims(victims);
+    std::vector<Touched> touched;
+    std::vector<std::string> gone;  // rows removed in one transaction below
+    account(victims, results, touched, gone);
+    timing_.unlink += SteadyClock::now() - t0;
+
+    // 4. Make the unlinks durable (folder fsyncs, in the background), so a
+    //    crash cannot bring back a file whose row is gone, then drop the rows
+    //    (submit_pending() waits for the syncs first). A crash before the
+    //    rows' commit leaves rows whose files are gone: the next pass finds
+    //    them "already gone" and removes them. Rows in rel order:
+    //    neighbouring index entries share pages. They go to the writer after
+    //    the next chunk is read (the read needs the store too), so the store
+    //    work overlaps the next batch.
+    RECSYNC_RETURN_IF_ERROR(submit_pending());
+    std::vector<std::string> sync_dirs;
+    sync_dirs.reserve(touched.size());
+    for (const Touched& t : touched)
+      sync_dirs.push_back(t.dir.empty() ? root_ : path_join(root_, t.dir));
+    syncer_->start(std::move(sync_dirs));
+    std::sort(gone.begin(), gone.end());
+    pending_ = Pending{std::move(audit), std::move(gone)};
+    return Status::ok();
+  }
+
+  // 1. Identity: only the file the row describes goes. A regular file of the
+  //    row's size and mtime (rec_time_ms is the file's mtime, set by the
+  //    archiver and the inbound path, read back by reconcile); anything else
+  //    (replaced, rewritten, touched, not a file) is left with its row for
+  //    the next reconcile to re-index. This lstat also brings the inode into
+  //    the cache, so the unlink does not wait for it.
+  void check_batch(const std::vector<RecordingRow>& batch, std::vector<Victim>& victims,
+                   std::vector<AuditRow>& audit) {
+    victims.reserve(batch.size());
     audit.reserve(batch.size());
     const int64_t deleted_ms = to_ms(env_->now());
     std::vector<std::optional<Result<FileStat>>> stats(batch.size());
@@ -423,35 +452,17 @@ class PruneRun {
       victims.push_back({&r, dir_part(r.rel), ino, present});
       audit.push_back({r.rel, r.size, r.hash, r.rec_time_ms, deleted_ms, policy_str_});
     }
-    timing_.check += SteadyClock::now() - t0;
-    if (victims.empty()) return Status::ok();
+  }
 
-    // 2. Write-ahead audit: durable in the log file before any of these
-    //    files is touched. (The store's audit table gets the same rows with
-    //    the row removals, below.)
-    t0 = SteadyClock::now();
-    RECSYNC_RETURN_IF_ERROR(ensure_audit_log());
-    RECSYNC_RETURN_IF_ERROR(audit_->append(audit));
-    timing_.audit += SteadyClock::now() - t0;
-
-    // 3. Unlink folder by folder in inode order (what rm -r does for big
-    //    folders): neighbouring inodes share inode-table and bitmap blocks.
-    t0 = SteadyClock::now();
+  // 3. Unlink folder by folder in inode order (what rm -r does for big
+  //    folders): neighbouring inodes share inode-table and bitmap blocks.
+  //    Unpaced, the unlinks run on threads_ threads (each a slice of the
+  //    sorted list): an unlink waits for inode and bitmap blocks and for
+  //    journal space, and the waits overlap. nullopt = not attempted (stop).
+  std::vector<std::optional<Status>> unlink_victims(std::vector<Victim>& victims) {
     std::sort(victims.begin(), victims.end(), [](const Victim& a, const Victim& b) {
       return a.dir != b.dir ? a.dir < b.dir : a.ino < b.ino;
     });
-    // Folders ("" = the root) in the order above, with what went from each.
-    struct Touched {
-      std::string dir;
-      uint64_t files = 0, bytes = 0, gone = 0;
-      int64_t oldest_ms = INT64_MAX, newest_ms = INT64_MIN;
-    };
-    std::vector<Touched> touched;
-    std::vector<std::string> gone;  // rows removed in one transaction below
-    gone.reserve(victims.size());
-    // Unpaced, the unlinks run on threads_ threads (each a slice of the
-    // sorted list): an unlink waits for inode and bitmap blocks and for
-    // journal space, and the waits overlap. nullopt = not attempted (stop).
     std::vector<std::optional<Status>> results(victims.size());
     auto unlink_one = [&](DirCache& dirs, size_t i) {
       const Victim& v = victims[i];
@@ -471,6 +482,14 @@ class PruneRun {
         for (size_t i = b; i < e && !stop_.load(); i++) unlink_one(dirs, i);
       });
     }
+    return results;
+  }
+
+  // Counts what went, folder by folder, and logs a line per folder.
+  void account(const std::vector<Victim>& victims,
+               const std::vector<std::optional<Status>>& results, std::vector<Touched>& touched,
+               std::vector<std::string>& gone) {
+    gone.reserve(victims.size());
     for (size_t i = 0; i < victims.size(); i++) {
       if (!results[i]) continue;
       const Victim& v = victims[i];
@@ -501,30 +520,11 @@ class PruneRun {
       t.oldest_ms = std::min(t.oldest_ms, r.rec_time_ms);
       t.newest_ms = std::max(t.newest_ms, r.rec_time_ms);
     }
-    timing_.unlink += SteadyClock::now() - t0;
     for (const Touched& t : touched)
       log_->info("pruned {} recordings ({} bytes, recorded {} to {}) in {}{}", t.files, t.bytes,
                  iso8601_utc_ms(t.oldest_ms), iso8601_utc_ms(t.newest_ms),
                  t.dir.empty() ? "the archive root" : t.dir,
                  t.gone ? fmt::format(", {} of them already gone", t.gone) : "");
-
-    // 4. Make the unlinks durable (folder fsyncs, in the background), so a
-    //    crash cannot bring back a file whose row is gone, then drop the rows
-    //    (submit_pending() waits for the syncs first). A crash before the
-    //    rows' commit leaves rows whose files are gone: the next pass finds
-    //    them "already gone" and removes them. Rows in rel order:
-    //    neighbouring index entries share pages. They go to the writer after
-    //    the next chunk is read (the read needs the store too), so the store
-    //    work overlaps the next batch.
-    RECSYNC_RETURN_IF_ERROR(submit_pending());
-    std::vector<std::string> sync_dirs;
-    sync_dirs.reserve(touched.size());
-    for (const Touched& t : touched)
-      sync_dirs.push_back(t.dir.empty() ? root_ : path_join(root_, t.dir));
-    syncer_->start(std::move(sync_dirs));
-    std::sort(gone.begin(), gone.end());
-    pending_ = Pending{std::move(audit), std::move(gone)};
-    return Status::ok();
   }
 
   // Hands the held-back store work of the last batch to the writer.
@@ -628,8 +628,8 @@ class PruneRun {
   }
 
   Status record_meta() {
-    RECSYNC_RETURN_IF_ERROR(store_->set_meta("last_prune", iso8601_utc_ms(now_ms_)));
-    auto prev = store_->get_meta("pruned_total");
+    RECSYNC_RETURN_IF_ERROR(store_->db().set_meta("last_prune", iso8601_utc_ms(now_ms_)));
+    auto prev = store_->db().get_meta("pruned_total");
     if (!prev) return prev.status();
     uint64_t total = rep_.removed;
     if (prev->has_value()) {
@@ -639,14 +639,14 @@ class PruneRun {
         // A damaged counter restarts from this run rather than failing it.
       }
     }
-    return store_->set_meta("pruned_total", std::to_string(total));
+    return store_->db().set_meta("pruned_total", std::to_string(total));
   }
 
   // The audit log is opened on first use, so a run with nothing to delete
   // never creates it.
   Status ensure_audit_log() {
     if (audit_) return Status::ok();
-    auto a = AuditLog::open(audit_path_);
+    auto a = AuditLog::open(env_, audit_path_);
     if (!a) return a.status();
     audit_.emplace(std::move(a).value());
     return Status::ok();

@@ -4,7 +4,7 @@
 // One run():
 //   1. Refuses (report.refused set, nothing touched) when clock_refusal()
 //      says the clock cannot be trusted or retention is disabled.
-//   2. Walks store->older_than(now - keep) in chunks of kChunk rows, plans
+//   2. Walks store->recordings().older_than(now - keep) in chunks of kChunk rows, plans
 //      each chunk, and deletes the plan's files in batches (kBatch unpaced,
 //      pace_per_s when paced). Per batch:
 //        a. identity check: each file is lstat'ed; only a regular file whose

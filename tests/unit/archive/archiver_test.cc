@@ -183,12 +183,12 @@ class ArchiverTest : public ::testing::Test {
     return false;
   }
   std::optional<RecordingRow> row(const std::string& rel) {
-    auto r = store_->get_recording(rel);
+    auto r = store_->recordings().get(rel);
     EXPECT_TRUE(r) << r.status().to_string();
     return r ? *r : std::nullopt;
   }
   uint64_t rows() {
-    auto s = store_->stats();
+    auto s = store_->recordings().stats();
     EXPECT_TRUE(s) << s.status().to_string();
     return s ? s->files : 0;
   }
@@ -628,7 +628,7 @@ INSTANTIATE_TEST_SUITE_P(
 TEST_F(ArchiverTest, PagesAreLeftForPeersOnlyWithinTheBudgetAndOnlyWhenQueued) {
   PageBudget budget(10'000);
   ArchiverOptions o{spool_, archive_, Layout::kFlat, OpenCheck::kAuto};
-  o.replicate_to = {"fs2", "fs3"};
+  store_->queue().set_peers({"fs2", "fs3"});
   o.page_budget = &budget;
   Archiver a(&env_, store_.get(), o);
   // 3000 bytes for two peers: a share of 6000.
@@ -652,8 +652,9 @@ TEST_F(ArchiverTest, PagesAreLeftForPeersOnlyWithinTheBudgetAndOnlyWhenQueued) {
   ASSERT_EQ(a.archive_one("c.wav", kSettle).kind, K::kArchived);
   EXPECT_EQ(budget.used(), 6000u);
   // Without peers nothing is taken.
+  store_->queue().set_peers({});
   Archiver solo(&env_, store_.get(),
-                ArchiverOptions{spool_, archive_, Layout::kFlat, OpenCheck::kAuto, {}, &budget});
+                ArchiverOptions{spool_, archive_, Layout::kFlat, OpenCheck::kAuto, &budget});
   spool("d.wav", bytes(100, 4));
   ASSERT_EQ(solo.archive_one("d.wav", kSettle).kind, K::kArchived);
   EXPECT_EQ(budget.used(), 6000u);

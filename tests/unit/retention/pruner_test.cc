@@ -65,7 +65,7 @@ class PrunerTest : public ::testing::Test {
       }
       set_mtime_ms(rel, r.rec_time_ms);  // as the archiver leaves it
     }
-    EXPECT_TRUE(store_->upsert_recording(r));
+    EXPECT_TRUE(store_->recordings().upsert(r));
     return r;
   }
   void set_mtime_ms(const std::string& rel, int64_t ms) {
@@ -87,7 +87,7 @@ class PrunerTest : public ::testing::Test {
   }
   bool on_disk(const std::string& rel) { return fs::exists(root_ + "/" + rel); }
   bool in_store(const std::string& rel) {
-    auto r = store_->get_recording(rel);
+    auto r = store_->recordings().get(rel);
     EXPECT_TRUE(r);
     return r && r->has_value();
   }
@@ -114,8 +114,8 @@ TEST_F(PrunerTest, RemovesOldAuditsAndKeepsYoungAndHeld) {
   add("2024/05/10/c.wav", 22 * kDay);                        // held by rel
   add("2024/05/30/d.wav", 2 * kDay);                         // young
   RecordingRow e = add("2024/04/01/e.wav", 61 * kDay, 222);  // alone in its folders
-  ASSERT_TRUE(store_->add_hold({"b", "legal", 1}));
-  ASSERT_TRUE(store_->add_hold({"2024/05/10/c.wav", "dispute", 2}));
+  ASSERT_TRUE(store_->holds().add_copied({"b", "legal", 1}));
+  ASSERT_TRUE(store_->holds().add_copied({"2024/05/10/c.wav", "dispute", 2}));
 
   auto rep = pruner().run(false, stop_);
   ASSERT_TRUE(rep) << rep.status().to_string();
@@ -153,13 +153,13 @@ TEST_F(PrunerTest, RemovesOldAuditsAndKeepsYoungAndHeld) {
   ASSERT_EQ(::stat(audit_path_.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0640u);
 
-  auto n = store_->audit_count();
+  auto n = store_->audit().count();
   ASSERT_TRUE(n);
   EXPECT_EQ(*n, 2u);
-  auto last = store_->get_meta("last_prune");
+  auto last = store_->db().get_meta("last_prune");
   ASSERT_TRUE(last && last->has_value());
   EXPECT_EQ(**last, "2024-06-01T00:00:00.000Z");
-  auto total = store_->get_meta("pruned_total");
+  auto total = store_->db().get_meta("pruned_total");
   ASSERT_TRUE(total && total->has_value());
   EXPECT_EQ(**total, "2");
 
@@ -168,7 +168,7 @@ TEST_F(PrunerTest, RemovesOldAuditsAndKeepsYoungAndHeld) {
   auto rep2 = pruner().run(false, stop_);
   ASSERT_TRUE(rep2);
   EXPECT_EQ(rep2->removed, 1u);
-  auto total2 = store_->get_meta("pruned_total");
+  auto total2 = store_->db().get_meta("pruned_total");
   ASSERT_TRUE(total2 && total2->has_value());
   EXPECT_EQ(**total2, "3");
   EXPECT_EQ(audit_lines().size(), 3u);
@@ -220,7 +220,7 @@ TEST_F(PrunerTest, DryRunDeletesNothing) {
   add("2024/05/03/held.wav", 29 * kDay);
   add("2024/05/31/young.wav", kDay);
   add_temp("2024/05/20/.recsync-tmp.old.wav.def", 2 * kDay);
-  ASSERT_TRUE(store_->add_hold({"held", "", 0}));
+  ASSERT_TRUE(store_->holds().add_copied({"held", "", 0}));
   auto rep = pruner().run(true, stop_);
   ASSERT_TRUE(rep);
   EXPECT_EQ(rep->removed, 2u);
@@ -236,7 +236,7 @@ TEST_F(PrunerTest, DryRunDeletesNothing) {
   EXPECT_TRUE(in_store("2024/05/01/a.wav"));
   EXPECT_FALSE(fs::exists(audit_path_));
   EXPECT_EQ(env_.unlinks.load(), 0);
-  auto last = store_->get_meta("last_prune");
+  auto last = store_->db().get_meta("last_prune");
   ASSERT_TRUE(last);
   EXPECT_FALSE(last->has_value());
 }
@@ -320,21 +320,21 @@ TEST_F(PrunerTest, ManyRowsAcrossChunksAndBatches) {
     r.rec_time_ms = kNowMs - 20 * kDay + (i % 10);  // many ties on time
     rows.push_back(r);
     if (i % 7 == 0) {
-      ASSERT_TRUE(store_->add_hold({r.name, "", 0}));
+      ASSERT_TRUE(store_->holds().add_copied({r.name, "", 0}));
     }
   }
-  auto gen = store_->begin_scan();
+  auto gen = store_->recordings().begin_scan();
   ASSERT_TRUE(gen);
-  ASSERT_TRUE(store_->scan_seen(rows, *gen));
+  ASSERT_TRUE(store_->recordings().scan_seen(rows, *gen));
   const int held = (kRows + 6) / 7;
   auto rep = pruner().run(false, stop_);
   ASSERT_TRUE(rep) << rep.status().to_string();
   EXPECT_EQ(rep->removed, uint64_t(kRows - held));
   EXPECT_EQ(rep->held, uint64_t(held));
-  auto s = store_->stats();
+  auto s = store_->recordings().stats();
   ASSERT_TRUE(s);
   EXPECT_EQ(s->files, uint64_t(held));
-  auto n = store_->audit_count();
+  auto n = store_->audit().count();
   ASSERT_TRUE(n);
   EXPECT_EQ(*n, uint64_t(kRows - held));
   EXPECT_EQ(audit_lines().size(), size_t(kRows - held));
@@ -386,7 +386,7 @@ TEST_F(PrunerTest, StopFlagEndsTheRunAndTheNextOneResumes) {
   ASSERT_TRUE(rest);
   EXPECT_EQ(rep->removed + rest->removed, uint64_t(kFiles));
   EXPECT_FALSE(fs::exists(root_ + "/2024"));
-  auto total = store_->get_meta("pruned_total");
+  auto total = store_->db().get_meta("pruned_total");
   ASSERT_TRUE(total && total->has_value());
   EXPECT_EQ(**total, std::to_string(kFiles));
 }
@@ -433,7 +433,7 @@ TEST_F(PrunerTest, PacedRunAuditsOldestFirstAndRestoresTheCache) {
             20 * kDay + i, 3);
     rels.push_back(r.rel);
   }
-  auto before = store_->cache_kib();
+  auto before = store_->db().cache_kib();
   ASSERT_TRUE(before);
   auto rep = pruner(/*pace=*/1000).run(false, stop_);
   ASSERT_TRUE(rep) << rep.status().to_string();
@@ -444,10 +444,10 @@ TEST_F(PrunerTest, PacedRunAuditsOldestFirstAndRestoresTheCache) {
   // Oldest first in the audit, as planned.
   for (int i = 0; i < kFiles; ++i) EXPECT_EQ(lines[i]["path"], rels[kFiles - 1 - i]);
   for (const std::string& rel : rels) EXPECT_FALSE(on_disk(rel)) << rel;
-  auto s = store_->stats();
+  auto s = store_->recordings().stats();
   ASSERT_TRUE(s);
   EXPECT_EQ(s->files, 0u);
-  auto after = store_->cache_kib();
+  auto after = store_->db().cache_kib();
   ASSERT_TRUE(after);
   EXPECT_EQ(*after, *before);
 }
@@ -489,7 +489,7 @@ TEST_F(PrunerTest, EveryUnlinkIsAuditedFirst) {
   for (int i = 0; i < kFiles; ++i)
     EXPECT_FALSE(
         on_disk("2024/05/0" + std::to_string(1 + i % 4) + "/w" + std::to_string(i) + ".wav"));
-  EXPECT_EQ(store_->stats().value().files, 0u);
+  EXPECT_EQ(store_->recordings().stats().value().files, 0u);
 }
 
 TEST_F(PrunerTest, AuditWriteFailureDeletesNothing) {

@@ -59,8 +59,8 @@ class StoreTest : public ::testing::Test {
 TEST_F(StoreTest, UpsertGetRemoveRoundTrip) {
   RecordingRow r = row("2024/05/01/abc.wav", 1234, 1714521600000, "h1");
   r.origin = "fs2";
-  ASSERT_TRUE(store_->upsert_recording(r));
-  auto got = store_->get_recording(r.rel);
+  ASSERT_TRUE(store_->recordings().upsert(r));
+  auto got = store_->recordings().get(r.rel);
   ASSERT_TRUE(got);
   ASSERT_TRUE(got->has_value());
   const RecordingRow& g = **got;
@@ -76,35 +76,35 @@ TEST_F(StoreTest, UpsertGetRemoveRoundTrip) {
   // Upsert by rel replaces the fields and keeps the id.
   r.size = 99;
   r.hash = "h2";
-  ASSERT_TRUE(store_->upsert_recording(r));
-  auto again = store_->get_recording(r.rel);
+  ASSERT_TRUE(store_->recordings().upsert(r));
+  auto again = store_->recordings().get(r.rel);
   ASSERT_TRUE(again && again->has_value());
   EXPECT_EQ((*again)->id, g.id);
   EXPECT_EQ((*again)->size, 99u);
   EXPECT_EQ((*again)->hash, "h2");
 
-  ASSERT_TRUE(store_->remove_recording(r.rel));
-  auto gone = store_->get_recording(r.rel);
+  ASSERT_TRUE(store_->recordings().remove(r.rel));
+  auto gone = store_->recordings().get(r.rel);
   ASSERT_TRUE(gone);
   EXPECT_FALSE(gone->has_value());
   // Removing an absent row is fine.
-  EXPECT_TRUE(store_->remove_recording(r.rel));
+  EXPECT_TRUE(store_->recordings().remove(r.rel));
 }
 
 TEST_F(StoreTest, FindByNameOrRel) {
-  ASSERT_TRUE(store_->upsert_recording(row("2024/05/01/call-1.wav", 1, 10)));
-  ASSERT_TRUE(store_->upsert_recording(row("2024/05/02/call-1.wav", 2, 20)));
-  ASSERT_TRUE(store_->upsert_recording(row("2024/05/02/call-2.wav", 3, 30)));
-  auto by_name = store_->find("call-1");
+  ASSERT_TRUE(store_->recordings().upsert(row("2024/05/01/call-1.wav", 1, 10)));
+  ASSERT_TRUE(store_->recordings().upsert(row("2024/05/02/call-1.wav", 2, 20)));
+  ASSERT_TRUE(store_->recordings().upsert(row("2024/05/02/call-2.wav", 3, 30)));
+  auto by_name = store_->recordings().find("call-1");
   ASSERT_TRUE(by_name);
   ASSERT_EQ(by_name->size(), 2u);
   EXPECT_EQ((*by_name)[0].rel, "2024/05/01/call-1.wav");
   EXPECT_EQ((*by_name)[1].rel, "2024/05/02/call-1.wav");
-  auto by_rel = store_->find("2024/05/02/call-2.wav");
+  auto by_rel = store_->recordings().find("2024/05/02/call-2.wav");
   ASSERT_TRUE(by_rel);
   ASSERT_EQ(by_rel->size(), 1u);
   EXPECT_EQ((*by_rel)[0].size, 3u);
-  auto none = store_->find("call-3");
+  auto none = store_->recordings().find("call-3");
   ASSERT_TRUE(none);
   EXPECT_TRUE(none->empty());
 }
@@ -120,10 +120,10 @@ TEST_F(StoreTest, FindByNameIgnoresOtherNamesWithTheSameKey) {
   }
   ASSERT_FALSE(a.empty());
   ASSERT_EQ(name_key(a), name_key(b));
-  ASSERT_TRUE(store_->upsert_recording(row("2024/05/01/" + a + ".wav", 1, 10)));
-  ASSERT_TRUE(store_->upsert_recording(row("2024/05/01/" + b + ".wav", 2, 20)));
+  ASSERT_TRUE(store_->recordings().upsert(row("2024/05/01/" + a + ".wav", 1, 10)));
+  ASSERT_TRUE(store_->recordings().upsert(row("2024/05/01/" + b + ".wav", 2, 20)));
   for (const std::string& n : {a, b}) {
-    auto found = store_->find(n);
+    auto found = store_->recordings().find(n);
     ASSERT_TRUE(found) << found.status().to_string();
     ASSERT_EQ(found->size(), 1u) << n;
     EXPECT_EQ((*found)[0].name, n);
@@ -131,19 +131,19 @@ TEST_F(StoreTest, FindByNameIgnoresOtherNamesWithTheSameKey) {
 }
 
 TEST_F(StoreTest, StatsFollowInsertsUpdatesDeletes) {
-  auto empty = store_->stats();
+  auto empty = store_->recordings().stats();
   ASSERT_TRUE(empty);
   EXPECT_EQ(empty->files, 0u);
   EXPECT_EQ(empty->bytes, 0u);
   EXPECT_EQ(empty->newest_rec_time_ms, 0);
   EXPECT_EQ(empty->oldest_rec_time_ms, 0);
 
-  ASSERT_TRUE(store_->upsert_recording(row("a.wav", 100, 3000)));
-  ASSERT_TRUE(store_->upsert_recording(row("b.wav", 200, 1000)));
-  ASSERT_TRUE(store_->upsert_recording(row("c.wav", 300, 2000)));
-  ASSERT_TRUE(store_->upsert_recording(row("b.wav", 250, 1000)));  // size change
-  ASSERT_TRUE(store_->remove_recording("c.wav"));
-  auto s = store_->stats();
+  ASSERT_TRUE(store_->recordings().upsert(row("a.wav", 100, 3000)));
+  ASSERT_TRUE(store_->recordings().upsert(row("b.wav", 200, 1000)));
+  ASSERT_TRUE(store_->recordings().upsert(row("c.wav", 300, 2000)));
+  ASSERT_TRUE(store_->recordings().upsert(row("b.wav", 250, 1000)));  // size change
+  ASSERT_TRUE(store_->recordings().remove("c.wav"));
+  auto s = store_->recordings().stats();
   ASSERT_TRUE(s);
   EXPECT_EQ(s->files, 2u);
   EXPECT_EQ(s->bytes, 350u);
@@ -152,10 +152,10 @@ TEST_F(StoreTest, StatsFollowInsertsUpdatesDeletes) {
 }
 
 TEST_F(StoreTest, HoldsAddReplaceListRelease) {
-  ASSERT_TRUE(store_->add_hold({"zz-call", "legal", 5}));
-  ASSERT_TRUE(store_->add_hold({"2024/05/01/a.wav", "dispute", 6}));
-  ASSERT_TRUE(store_->add_hold({"zz-call", "legal case 42", 7}));  // replaces
-  auto h = store_->holds();
+  ASSERT_TRUE(store_->holds().add_copied({"zz-call", "legal", 5}));
+  ASSERT_TRUE(store_->holds().add_copied({"2024/05/01/a.wav", "dispute", 6}));
+  ASSERT_TRUE(store_->holds().add_copied({"zz-call", "legal case 42", 7}));  // replaces
+  auto h = store_->holds().list();
   ASSERT_TRUE(h);
   ASSERT_EQ(h->size(), 2u);
   EXPECT_EQ((*h)[0].target, "2024/05/01/a.wav");
@@ -163,98 +163,98 @@ TEST_F(StoreTest, HoldsAddReplaceListRelease) {
   EXPECT_EQ((*h)[1].reason, "legal case 42");
   EXPECT_EQ((*h)[1].created_ms, 7);
 
-  auto released = store_->release_hold("zz-call");
+  auto released = store_->holds().release_copied("zz-call");
   ASSERT_TRUE(released);
   EXPECT_TRUE(*released);
-  auto again = store_->release_hold("zz-call");
+  auto again = store_->holds().release_copied("zz-call");
   ASSERT_TRUE(again);
   EXPECT_FALSE(*again);
-  auto left = store_->holds();
+  auto left = store_->holds().list();
   ASSERT_TRUE(left);
   EXPECT_EQ(left->size(), 1u);
 }
 
 TEST_F(StoreTest, AuditAppendAndCount) {
-  auto zero = store_->audit_count();
+  auto zero = store_->audit().count();
   ASSERT_TRUE(zero);
   EXPECT_EQ(*zero, 0u);
-  ASSERT_TRUE(store_->append_audit({}));
+  ASSERT_TRUE(store_->audit().append({}));
   std::vector<AuditRow> rows = {{"a.wav", 1, "h", 10, 20, "retention keep=15d"},
                                 {"b.wav", 2, "", 11, 20, "retention keep=15d"}};
-  ASSERT_TRUE(store_->append_audit(rows));
-  ASSERT_TRUE(store_->append_audit({rows[0]}));
-  auto n = store_->audit_count();
+  ASSERT_TRUE(store_->audit().append(rows));
+  ASSERT_TRUE(store_->audit().append({rows[0]}));
+  auto n = store_->audit().count();
   ASSERT_TRUE(n);
   EXPECT_EQ(*n, 3u);
 }
 
 TEST_F(StoreTest, MetaGetSet) {
-  auto missing = store_->get_meta("last_prune");
+  auto missing = store_->db().get_meta("last_prune");
   ASSERT_TRUE(missing);
   EXPECT_FALSE(missing->has_value());
-  ASSERT_TRUE(store_->set_meta("last_prune", "2024-05-01T00:00:00.000Z"));
-  ASSERT_TRUE(store_->set_meta("last_prune", "2024-05-02T00:00:00.000Z"));
-  auto v = store_->get_meta("last_prune");
+  ASSERT_TRUE(store_->db().set_meta("last_prune", "2024-05-01T00:00:00.000Z"));
+  ASSERT_TRUE(store_->db().set_meta("last_prune", "2024-05-02T00:00:00.000Z"));
+  auto v = store_->db().get_meta("last_prune");
   ASSERT_TRUE(v && v->has_value());
   EXPECT_EQ(**v, "2024-05-02T00:00:00.000Z");
 }
 
 TEST_F(StoreTest, ScanMarkAndSweep) {
-  ASSERT_TRUE(store_->upsert_recording(row("same.wav", 10, 100, "hash-same")));
-  ASSERT_TRUE(store_->upsert_recording(row("resized.wav", 10, 100, "hash-resized")));
-  ASSERT_TRUE(store_->upsert_recording(row("retimed.wav", 10, 100, "hash-retimed")));
-  ASSERT_TRUE(store_->upsert_recording(row("gone.wav", 10, 100, "hash-gone")));
-  auto before = store_->get_recording("same.wav");
+  ASSERT_TRUE(store_->recordings().upsert(row("same.wav", 10, 100, "hash-same")));
+  ASSERT_TRUE(store_->recordings().upsert(row("resized.wav", 10, 100, "hash-resized")));
+  ASSERT_TRUE(store_->recordings().upsert(row("retimed.wav", 10, 100, "hash-retimed")));
+  ASSERT_TRUE(store_->recordings().upsert(row("gone.wav", 10, 100, "hash-gone")));
+  auto before = store_->recordings().get("same.wav");
   ASSERT_TRUE(before && before->has_value());
 
-  auto gen = store_->begin_scan();
+  auto gen = store_->recordings().begin_scan();
   ASSERT_TRUE(gen);
   RecordingRow same = row("same.wav", 10, 100);
   same.origin = "scan";  // the scan does not know the origin: stored one stays
   std::vector<RecordingRow> batch = {same, row("resized.wav", 11, 100), row("retimed.wav", 10, 101),
                                      row("new.wav", 5, 50)};
-  ASSERT_TRUE(store_->scan_seen(batch, *gen));
+  ASSERT_TRUE(store_->recordings().scan_seen(batch, *gen));
   // Archived while the scan ran: must survive the sweep.
-  ASSERT_TRUE(store_->upsert_recording(row("live.wav", 7, 700, "hash-live")));
-  auto swept = store_->end_scan(*gen);
+  ASSERT_TRUE(store_->recordings().upsert(row("live.wav", 7, 700, "hash-live")));
+  auto swept = store_->recordings().end_scan(*gen);
   ASSERT_TRUE(swept);
   EXPECT_EQ(*swept, 1u);
 
-  auto g = store_->get_recording("same.wav");
+  auto g = store_->recordings().get("same.wav");
   ASSERT_TRUE(g && g->has_value());
   EXPECT_EQ((*g)->hash, "hash-same");
   EXPECT_EQ((*g)->id, (*before)->id);
   EXPECT_EQ((*g)->origin, "local");
-  auto rs = store_->get_recording("resized.wav");
+  auto rs = store_->recordings().get("resized.wav");
   ASSERT_TRUE(rs && rs->has_value());
   EXPECT_EQ((*rs)->hash, "");
   EXPECT_EQ((*rs)->size, 11u);
-  auto rt = store_->get_recording("retimed.wav");
+  auto rt = store_->recordings().get("retimed.wav");
   ASSERT_TRUE(rt && rt->has_value());
   EXPECT_EQ((*rt)->hash, "");
   EXPECT_EQ((*rt)->rec_time_ms, 101);
-  auto gone = store_->get_recording("gone.wav");
+  auto gone = store_->recordings().get("gone.wav");
   ASSERT_TRUE(gone);
   EXPECT_FALSE(gone->has_value());
-  auto nw = store_->get_recording("new.wav");
+  auto nw = store_->recordings().get("new.wav");
   ASSERT_TRUE(nw && nw->has_value());
   EXPECT_EQ((*nw)->size, 5u);
-  auto live = store_->get_recording("live.wav");
+  auto live = store_->recordings().get("live.wav");
   ASSERT_TRUE(live && live->has_value());
 
-  auto s = store_->stats();
+  auto s = store_->recordings().stats();
   ASSERT_TRUE(s);
   EXPECT_EQ(s->files, 5u);
   EXPECT_EQ(s->bytes, 10u + 11u + 10u + 5u + 7u);
 
   // A second scan that sees nothing sweeps everything.
-  auto gen2 = store_->begin_scan();
+  auto gen2 = store_->recordings().begin_scan();
   ASSERT_TRUE(gen2);
   EXPECT_GT(*gen2, *gen);
-  auto swept2 = store_->end_scan(*gen2);
+  auto swept2 = store_->recordings().end_scan(*gen2);
   ASSERT_TRUE(swept2);
   EXPECT_EQ(*swept2, 5u);
-  auto s2 = store_->stats();
+  auto s2 = store_->recordings().stats();
   ASSERT_TRUE(s2);
   EXPECT_EQ(s2->files, 0u);
   EXPECT_EQ(s2->bytes, 0u);
@@ -266,14 +266,14 @@ TEST_F(StoreTest, OlderThanPagesInTimeIdOrder) {
   for (int i = 0; i < 30; ++i) {
     int64_t t = 1000 + (i % 15) * 10;
     std::string rel = "r" + std::to_string(i) + ".wav";
-    ASSERT_TRUE(store_->upsert_recording(row(rel, 1, t)));
+    ASSERT_TRUE(store_->recordings().upsert(row(rel, 1, t)));
   }
   const int64_t cutoff = 1000 + 12 * 10;  // times 1120..1140 excluded
   for (size_t limit : {1u, 4u, 7u, 100u}) {
     std::vector<RecordingRow> all;
-    int64_t at = StateStore::kFirstTime, aid = 0;
+    int64_t at = Recordings::kFirstTime, aid = 0;
     for (int guard = 0; guard < 100; ++guard) {
-      auto page = store_->older_than(cutoff, at, aid, limit);
+      auto page = store_->recordings().older_than(cutoff, at, aid, limit);
       ASSERT_TRUE(page);
       ASSERT_LE(page->size(), limit);
       if (page->empty()) break;
@@ -290,45 +290,45 @@ TEST_F(StoreTest, OlderThanPagesInTimeIdOrder) {
   }
 
   // Deleting rows already returned does not disturb the walk.
-  auto first = store_->older_than(cutoff, StateStore::kFirstTime, 0, 5);
+  auto first = store_->recordings().older_than(cutoff, Recordings::kFirstTime, 0, 5);
   ASSERT_TRUE(first);
-  for (const auto& r : *first) ASSERT_TRUE(store_->remove_recording(r.rel));
-  auto next = store_->older_than(cutoff, first->back().rec_time_ms, first->back().id, 100);
+  for (const auto& r : *first) ASSERT_TRUE(store_->recordings().remove(r.rel));
+  auto next = store_->recordings().older_than(cutoff, first->back().rec_time_ms, first->back().id, 100);
   ASSERT_TRUE(next);
   EXPECT_EQ(next->size(), 19u);
 }
 
 TEST_F(StoreTest, ReopenPersists) {
-  ASSERT_TRUE(store_->upsert_recording(row("keep.wav", 42, 4242, "hh")));
-  ASSERT_TRUE(store_->add_hold({"keep", "why", 1}));
-  ASSERT_TRUE(store_->set_meta("pruned_total", "17"));
-  ASSERT_TRUE(store_->append_audit({{"x.wav", 1, "", 1, 2, "p"}}));
-  auto gen = store_->begin_scan();
+  ASSERT_TRUE(store_->recordings().upsert(row("keep.wav", 42, 4242, "hh")));
+  ASSERT_TRUE(store_->holds().add_copied({"keep", "why", 1}));
+  ASSERT_TRUE(store_->db().set_meta("pruned_total", "17"));
+  ASSERT_TRUE(store_->audit().append({{"x.wav", 1, "", 1, 2, "p"}}));
+  auto gen = store_->recordings().begin_scan();
   ASSERT_TRUE(gen);
   store_.reset();
 
   auto reopened = StateStore::open(db_path_);
   ASSERT_TRUE(reopened) << reopened.status().to_string();
   auto& st = *reopened;
-  auto r = st->get_recording("keep.wav");
+  auto r = st->recordings().get("keep.wav");
   ASSERT_TRUE(r && r->has_value());
   EXPECT_EQ((*r)->size, 42u);
   EXPECT_EQ((*r)->hash, "hh");
-  auto h = st->holds();
+  auto h = st->holds().list();
   ASSERT_TRUE(h);
   EXPECT_EQ(h->size(), 1u);
-  auto m = st->get_meta("pruned_total");
+  auto m = st->db().get_meta("pruned_total");
   ASSERT_TRUE(m && m->has_value());
   EXPECT_EQ(**m, "17");
-  auto n = st->audit_count();
+  auto n = st->audit().count();
   ASSERT_TRUE(n);
   EXPECT_EQ(*n, 1u);
-  auto s = st->stats();
+  auto s = st->recordings().stats();
   ASSERT_TRUE(s);
   EXPECT_EQ(s->files, 1u);
   EXPECT_EQ(s->bytes, 42u);
   // Generations keep rising across restarts.
-  auto gen2 = st->begin_scan();
+  auto gen2 = st->recordings().begin_scan();
   ASSERT_TRUE(gen2);
   EXPECT_GT(*gen2, *gen);
 }
@@ -339,14 +339,14 @@ TEST_F(StoreTest, ConcurrentCallersAreSerialized) {
     threads.emplace_back([this, t] {
       for (int i = 0; i < 100; ++i) {
         std::string rel = "t" + std::to_string(t) + "/r" + std::to_string(i) + ".wav";
-        EXPECT_TRUE(store_->upsert_recording(row(rel, 2, i)));
-        EXPECT_TRUE(store_->stats());
-        EXPECT_TRUE(store_->find("r" + std::to_string(i)));
+        EXPECT_TRUE(store_->recordings().upsert(row(rel, 2, i)));
+        EXPECT_TRUE(store_->recordings().stats());
+        EXPECT_TRUE(store_->recordings().find("r" + std::to_string(i)));
       }
     });
   }
   for (auto& th : threads) th.join();
-  auto s = store_->stats();
+  auto s = store_->recordings().stats();
   ASSERT_TRUE(s);
   EXPECT_EQ(s->files, 400u);
   EXPECT_EQ(s->bytes, 800u);
@@ -366,7 +366,7 @@ TEST(StoreOpenTest, GarbageFileIsCorruptAndQuarantineMovesItAside) {
   EXPECT_EQ(st.status().code(), Status::Code::kCorrupt);
   EXPECT_NE(st.status().message().find(db), std::string::npos) << st.status().message();
 
-  ASSERT_TRUE(StateStore::quarantine(db));
+  ASSERT_TRUE(StateStore::quarantine(Env::posix(), db));
   EXPECT_FALSE(fs::exists(db));
   EXPECT_FALSE(fs::exists(db + "-wal"));
   int moved_db = 0, moved_wal = 0;
@@ -380,7 +380,7 @@ TEST(StoreOpenTest, GarbageFileIsCorruptAndQuarantineMovesItAside) {
 
   auto fresh = StateStore::open(db);
   ASSERT_TRUE(fresh) << fresh.status().to_string();
-  auto s = (*fresh)->stats();
+  auto s = (*fresh)->recordings().stats();
   ASSERT_TRUE(s);
   EXPECT_EQ(s->files, 0u);
 }
@@ -392,7 +392,7 @@ TEST(StoreOpenTest, DamagedPagesAreCorrupt) {
     auto st = StateStore::open(db);
     ASSERT_TRUE(st);
     for (int i = 0; i < 2000; ++i) {
-      ASSERT_TRUE((*st)->upsert_recording(row("d/" + std::to_string(i) + ".wav", 1, i, "hash")));
+      ASSERT_TRUE((*st)->recordings().upsert(row("d/" + std::to_string(i) + ".wav", 1, i, "hash")));
     }
   }  // closing checkpoints the WAL into the main file
   {
@@ -423,7 +423,7 @@ TEST(StoreOpenTest, NewerSchemaIsRefusedNotCorrupt) {
 
 TEST(StoreOpenTest, QuarantineOfMissingFileIsNotFound) {
   TempDir dir;
-  Status s = StateStore::quarantine(dir.path() + "/nope.db");
+  Status s = StateStore::quarantine(Env::posix(), dir.path() + "/nope.db");
   EXPECT_EQ(s.code(), Status::Code::kNotFound);
 }
 
@@ -448,15 +448,15 @@ TEST(StoreOpenTest, GarbageFileIsCorruptEvenWithoutTheFullCheck) {
 TEST_F(StoreTest, RemoveRecordingsInOneBatch) {
   for (int i = 0; i < 5; ++i)
     ASSERT_TRUE(
-        store_->upsert_recording(row("d/r" + std::to_string(i) + ".wav", 10, 1000 + i, "")));
-  ASSERT_TRUE(store_->remove_recordings({"d/r1.wav", "d/r3.wav", "d/absent.wav"}));
-  auto stats = store_->stats();
+        store_->recordings().upsert(row("d/r" + std::to_string(i) + ".wav", 10, 1000 + i, "")));
+  ASSERT_TRUE(store_->recordings().remove_many({"d/r1.wav", "d/r3.wav", "d/absent.wav"}));
+  auto stats = store_->recordings().stats();
   ASSERT_TRUE(stats);
   EXPECT_EQ(stats->files, 3u);
   EXPECT_EQ(stats->bytes, 30u);
-  EXPECT_FALSE(store_->get_recording("d/r1.wav")->has_value());
-  EXPECT_TRUE(store_->get_recording("d/r2.wav")->has_value());
-  ASSERT_TRUE(store_->remove_recordings({}));
+  EXPECT_FALSE(store_->recordings().get("d/r1.wav")->has_value());
+  EXPECT_TRUE(store_->recordings().get("d/r2.wav")->has_value());
+  ASSERT_TRUE(store_->recordings().remove_many({}));
 }
 
 // ------------------------------------------------------- replication queue
@@ -464,55 +464,57 @@ TEST_F(StoreTest, RemoveRecordingsInOneBatch) {
 TEST_F(StoreTest, QueueIsWrittenWithTheRecordingAndDrainedByAcks) {
   RecordingRow r = row("2024/05/01/a.wav", 100, 1000, "xxh128:aa");
   r.archived_at_ms = 50'000;
-  ASSERT_TRUE(store_->upsert_recording(r, {"fs2", "fs3"}, 123));
-  ASSERT_TRUE(store_->get_recording(r.rel).value().has_value());
-  auto q = store_->queue_next("fs2", 50'000, 60'000);
+  store_->queue().set_peers({"fs2", "fs3"});
+  ASSERT_TRUE(store_->queue().record(r, 123));
+  ASSERT_TRUE(store_->recordings().get(r.rel).value().has_value());
+  auto q = store_->queue().next("fs2", 50'000, 60'000);
   ASSERT_TRUE(q && q->has_value());
   EXPECT_EQ((*q)->rel, r.rel);
   EXPECT_EQ((*q)->size, 100u);
   EXPECT_EQ((*q)->hash, "xxh128:aa");
   EXPECT_EQ((*q)->mtime_ns, 123);
   EXPECT_EQ((*q)->prio, 0);
-  EXPECT_EQ(store_->queue_stats("fs2").value().live_files, 1u);
-  EXPECT_EQ(store_->queue_stats("fs3").value().bytes(), 100u);
+  EXPECT_EQ(store_->queue().stats("fs2").value().live_files, 1u);
+  EXPECT_EQ(store_->queue().stats("fs3").value().bytes(), 100u);
   // An ack for other content does not remove it; the right one does, per peer.
-  ASSERT_TRUE(store_->queue_done("fs2", r.rel, "xxh128:bb"));
-  EXPECT_EQ(store_->queue_stats("fs2").value().files(), 1u);
-  ASSERT_TRUE(store_->queue_done("fs2", r.rel, "xxh128:aa"));
-  EXPECT_EQ(store_->queue_stats("fs2").value().files(), 0u);
-  EXPECT_FALSE(store_->queue_next("fs2", 50'000, 60'000).value().has_value());
-  EXPECT_EQ(store_->queue_stats("fs3").value().files(), 1u);
-  auto peers = store_->queue_peers().value();
+  ASSERT_TRUE(store_->queue().done("fs2", r.rel, "xxh128:bb"));
+  EXPECT_EQ(store_->queue().stats("fs2").value().files(), 1u);
+  ASSERT_TRUE(store_->queue().done("fs2", r.rel, "xxh128:aa"));
+  EXPECT_EQ(store_->queue().stats("fs2").value().files(), 0u);
+  EXPECT_FALSE(store_->queue().next("fs2", 50'000, 60'000).value().has_value());
+  EXPECT_EQ(store_->queue().stats("fs3").value().files(), 1u);
+  auto peers = store_->queue().peers_with_entries().value();
   ASSERT_EQ(peers.size(), 1u);
   EXPECT_EQ(peers[0].first, "fs3");
   EXPECT_EQ(peers[0].second, 1u);
 }
 
 TEST_F(StoreTest, QueueOffersFreshLiveEntriesBeforeBacklogAndRetries) {
+  store_->queue().set_peers({"p"});
   auto add = [&](const std::string& rel, int64_t at) {
     RecordingRow r = row(rel, 10, at, "xxh128:" + rel);
     r.archived_at_ms = at;
-    ASSERT_TRUE(store_->upsert_recording(r, {"p"}, 0));
+    ASSERT_TRUE(store_->queue().record(r, 0));
   };
   add("old1.wav", 1'000);  // backlog from an outage
   add("old2.wav", 2'000);
   add("fresh1.wav", 100'000);  // within the live window at now = 110'000
   add("fresh2.wav", 101'000);
   const int64_t now = 110'000, window = 60'000;
-  auto next = [&] { return store_->queue_next("p", now, window).value().value().rel; };
+  auto next = [&] { return store_->queue().next("p", now, window).value().value().rel; };
   EXPECT_EQ(next(), "fresh1.wav");
-  ASSERT_TRUE(store_->queue_done("p", "fresh1.wav", "xxh128:fresh1.wav"));
+  ASSERT_TRUE(store_->queue().done("p", "fresh1.wav", "xxh128:fresh1.wav"));
   // A failed transfer becomes a retry and is not due before next_try_ms.
-  ASSERT_TRUE(store_->queue_defer("p", "fresh2.wav", now + 5'000, "no space"));
+  ASSERT_TRUE(store_->queue().defer("p", "fresh2.wav", now + 5'000, "no space"));
   EXPECT_EQ(next(), "old1.wav");
-  ASSERT_TRUE(store_->queue_done("p", "old1.wav", "xxh128:old1.wav"));
+  ASSERT_TRUE(store_->queue().done("p", "old1.wav", "xxh128:old1.wav"));
   EXPECT_EQ(next(), "old2.wav");
-  ASSERT_TRUE(store_->queue_done("p", "old2.wav", "xxh128:old2.wav"));
-  EXPECT_FALSE(store_->queue_next("p", now, window).value().has_value());
-  auto st = store_->queue_stats("p").value();
+  ASSERT_TRUE(store_->queue().done("p", "old2.wav", "xxh128:old2.wav"));
+  EXPECT_FALSE(store_->queue().next("p", now, window).value().has_value());
+  auto st = store_->queue().stats("p").value();
   EXPECT_EQ(st.retry_files, 1u);
   EXPECT_EQ(st.live_files, 0u);
-  auto due = store_->queue_next("p", now + 5'000, window).value();
+  auto due = store_->queue().next("p", now + 5'000, window).value();
   ASSERT_TRUE(due.has_value());
   EXPECT_EQ(due->rel, "fresh2.wav");
   EXPECT_EQ(due->attempts, 1);
@@ -522,14 +524,15 @@ TEST_F(StoreTest, QueueOffersFreshLiveEntriesBeforeBacklogAndRetries) {
 TEST_F(StoreTest, RequeueKeepsPlaceForSameContentAndResetsForNew) {
   RecordingRow r = row("x.wav", 10, 1, "xxh128:1");
   r.archived_at_ms = 1'000;
-  ASSERT_TRUE(store_->upsert_recording(r, {"p"}, 0));
-  ASSERT_TRUE(store_->queue_defer("p", "x.wav", 999'999, "boom"));
+  store_->queue().set_peers({"p"});
+  ASSERT_TRUE(store_->queue().record(r, 0));
+  ASSERT_TRUE(store_->queue().defer("p", "x.wav", 999'999, "boom"));
   r.archived_at_ms = 2'000;  // same content again (a crash re-archived it)
-  ASSERT_TRUE(store_->upsert_recording(r, {"p"}, 0));
-  EXPECT_EQ(store_->queue_stats("p").value().retry_files, 1u);
+  ASSERT_TRUE(store_->queue().record(r, 0));
+  EXPECT_EQ(store_->queue().stats("p").value().retry_files, 1u);
   r.hash = "xxh128:2";  // different content: a new transfer, live again
-  ASSERT_TRUE(store_->upsert_recording(r, {"p"}, 0));
-  auto q = store_->queue_next("p", 2'000, 60'000).value();
+  ASSERT_TRUE(store_->queue().record(r, 0));
+  auto q = store_->queue().next("p", 2'000, 60'000).value();
   ASSERT_TRUE(q.has_value());
   EXPECT_EQ(q->hash, "xxh128:2");
   EXPECT_EQ(q->attempts, 0);
@@ -541,8 +544,8 @@ TEST(StoreOpenTest, VersionOneDatabaseGainsTheQueue) {
   {
     auto st = StateStore::open(db);
     ASSERT_TRUE(st);
-    ASSERT_TRUE((*st)->upsert_recording(row("2026/01/02/a.wav", 1, 1)));
-    ASSERT_TRUE((*st)->upsert_recording(row("2026/01/02/c.wav", 1, 1)));
+    ASSERT_TRUE((*st)->recordings().upsert(row("2026/01/02/a.wav", 1, 1)));
+    ASSERT_TRUE((*st)->recordings().upsert(row("2026/01/02/c.wav", 1, 1)));
   }
   {  // make it look like a version 1 database
     sqlite3* h = nullptr;
@@ -560,15 +563,55 @@ TEST(StoreOpenTest, VersionOneDatabaseGainsTheQueue) {
   }
   auto st = StateStore::open(db);
   ASSERT_TRUE(st) << st.status().to_string();
-  EXPECT_TRUE((*st)->get_recording("2026/01/02/a.wav").value().has_value());
+  EXPECT_TRUE((*st)->recordings().get("2026/01/02/a.wav").value().has_value());
   // The old rows got their name keys: find() by recording id sees them.
-  auto found = (*st)->find("a");
+  auto found = (*st)->recordings().find("a");
   ASSERT_TRUE(found) << found.status().to_string();
   ASSERT_EQ(found->size(), 1u);
   EXPECT_EQ((*found)[0].rel, "2026/01/02/a.wav");
   RecordingRow r = row("b.wav", 1, 1, "xxh128:b");
-  ASSERT_TRUE((*st)->upsert_recording(r, {"p"}, 0));
-  EXPECT_EQ((*st)->queue_stats("p").value().files(), 1u);
+  (*st)->queue().set_peers({"p"});
+  ASSERT_TRUE((*st)->queue().record(r, 0));
+  EXPECT_EQ((*st)->queue().stats("p").value().files(), 1u);
+}
+
+}  // namespace
+}  // namespace recsync
+
+namespace recsync {
+namespace {
+
+TEST(ReplQueueDoorbell, RecordingAndHoldChangesWakeTheSendersOnlyWithPeers) {
+  char tmpl[] = "/tmp/recsync-bell-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  {
+    auto st = StateStore::open(dir + "/state.db");
+    ASSERT_TRUE(st);
+    StateStore& s = **st;
+    Doorbell& bell = s.queue().doorbell();
+    RecordingRow r;
+    r.rel = "a.wav";
+    r.name = "a";
+    r.hash = "xxh128:1";
+    ASSERT_TRUE(s.queue().record(r, 0));
+    EXPECT_EQ(bell.count(), 0u) << "no peers: nothing queued, nobody to wake";
+    ASSERT_TRUE(s.holds().add({"a", "why", 1}));
+    EXPECT_EQ(bell.count(), 0u);
+    s.queue().set_peers({"fs2"});
+    ASSERT_TRUE(s.queue().record(r, 0));
+    EXPECT_EQ(bell.count(), 1u);
+    ASSERT_TRUE(s.holds().add({"b", "why", 1}));
+    EXPECT_EQ(bell.count(), 2u);
+    ASSERT_TRUE(s.holds().release("b"));
+    EXPECT_EQ(bell.count(), 3u);
+    ASSERT_FALSE(s.holds().release("never").value());
+    EXPECT_EQ(bell.count(), 3u) << "nothing released, nothing queued";
+    ASSERT_TRUE(s.holds().add_copied({"c", "from fs2", 1}));
+    EXPECT_EQ(bell.count(), 3u) << "a copied hold is not sent back";
+    EXPECT_EQ(s.queue().stats("fs2")->files(), 1u);
+  }
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -1,0 +1,51 @@
+#pragma once
+// The startup reconcile of the archive with the state store (files are the
+// truth): walks the archive, adopts every recording it finds (an old flat
+// cron tree included) into the index, drops rows whose files are gone, and
+// removes archive temps left by a crashed earlier run (older than this
+// run's start). Runs once per start, in the background, on its own thread
+// (rs-reconcile), while archiving goes on (rows written meanwhile count as
+// seen). Stopped early, it never sweeps (a partial walk must not drop rows).
+//
+// Threads: start()/stop() from the owner; done() and seen() from any thread;
+// on_done runs on the reconcile thread.
+#include <atomic>
+#include <functional>
+#include <string>
+#include <thread>
+
+#include "recsync/env.h"
+#include "state/recordings.h"
+#include "watch/file_filter.h"
+
+namespace recsync {
+
+class ArchiveReconciler {
+ public:
+  // env and recordings must outlive this. started_ms: this run's start
+  // (wall); temps older than it are a crashed run's.
+  ArchiveReconciler(Env* env, Recordings* recordings, std::string root, int64_t started_ms)
+      : env_(env), rec_(recordings), root_(std::move(root)), started_ms_(started_ms) {}
+  ~ArchiveReconciler() { stop(); }
+
+  // filter: which files are recordings (a copy is kept).
+  void start(const FileFilter& filter, std::function<void()> on_done);
+  void stop();
+  bool done() const { return done_.load(); }
+  uint64_t seen() const { return seen_.load(); }
+
+ private:
+  void run(const FileFilter& filter);
+  void walk(const FileFilter& filter, const std::string& rel_dir, int64_t gen,
+            std::vector<RecordingRow>& batch, uint64_t& temps);
+
+  Env* env_;
+  Recordings* rec_;
+  const std::string root_;
+  const int64_t started_ms_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false}, done_{false};
+  std::atomic<uint64_t> seen_{0};
+};
+
+}  // namespace recsync

@@ -1,0 +1,128 @@
+#include "cli/format.h"
+
+#include <fmt/format.h>
+
+#include "recsync/exit_codes.h"
+#include "recsync/units.h"
+
+namespace recsync {
+
+using json = nlohmann::json;
+
+std::string human_status(const json& s) {
+  std::string o;
+  auto dur = [](int64_t sec) { return format_duration(Millis(sec * 1000)); };
+  o += fmt::format("recsyncd {} on {}, up {}\n", s["version"].get<std::string>(),
+                   s["node"].get<std::string>(), dur(s["uptime_s"].get<int64_t>()));
+  const json& sp = s["spool"];
+  o += fmt::format("spool      {}: {} files ({}) waiting, oldest {}, {:.1f}% used\n",
+                   sp["path"].get<std::string>(), sp["files"].get<uint64_t>(),
+                   format_bytes(sp["bytes"].get<uint64_t>()), dur(sp["oldest_s"].get<int64_t>()),
+                   sp["used_pct"].get<double>());
+  const json& ar = s["archive"];
+  o += fmt::format(
+      "archive    {}: {} files ({}), {:.1f}% used; {} in flight, {} failing; "
+      "{} archived since start{}\n",
+      ar["path"].get<std::string>(), ar["files"].get<uint64_t>(),
+      format_bytes(ar["bytes"].get<uint64_t>()), ar["used_pct"].get<double>(),
+      ar["in_flight"].get<uint64_t>(), ar["failing"].get<uint64_t>(),
+      ar["archived_since_start"].get<uint64_t>(),
+      ar["reconciled"].get<bool>() ? "" : " (still scanning the archive)");
+  if (s["peers"].empty()) {
+    o += "peers      none configured (single node)\n";
+  } else {
+    const json& rp = s["replication"];
+    const uint64_t cap = rp["bandwidth_bps"].get<uint64_t>();
+    const std::string sched = rp.value("schedule", "");
+    o += fmt::format("replicate  {}/s of {}{}; queue {} files ({}), oldest {}\n",
+                     format_bytes(rp["rate_bps"].get<uint64_t>()),
+                     cap ? format_bytes(cap) + "/s" : std::string("no cap"),
+                     sched.empty() ? "" : " (schedule " + sched + ")",
+                     rp["queue"]["files"].get<uint64_t>(),
+                     format_bytes(rp["queue"]["bytes"].get<uint64_t>()),
+                     dur(rp["queue"]["oldest_s"].get<int64_t>()));
+    for (auto& p : s["peers"]) {
+      std::string ack =
+          p["last_ack_s"].is_null()
+              ? "no ack yet"
+              : "last ack " + dur(static_cast<int64_t>(p["last_ack_s"].get<double>())) + " ago";
+      o += fmt::format("peer       {} {}: {}; {}; queue {} files ({}); sent {}, received {}\n",
+                       p["name"].get<std::string>(), p["address"].get<std::string>(),
+                       p["state"].get<std::string>(), ack, p["queue"]["files"].get<uint64_t>(),
+                       format_bytes(p["queue"]["bytes"].get<uint64_t>()),
+                       format_bytes(p["sent_bytes"].get<uint64_t>()),
+                       format_bytes(p["received_bytes"].get<uint64_t>()));
+      if (!p["in_flight"].is_null()) {
+        const json& f = p["in_flight"];
+        const uint64_t size = f["size"].get<uint64_t>();
+        o += fmt::format("  sending  {} ({}), {:.0f}% read\n", f["path"].get<std::string>(),
+                         format_bytes(size),
+                         size ? 100.0 * f["read_bytes"].get<uint64_t>() / size : 100.0);
+      }
+      if (p["state"] != "connected" && !p["last_error"].get<std::string>().empty())
+        o += fmt::format("  error    {}\n", p["last_error"].get<std::string>());
+    }
+  }
+  const json& re = s["retention"];
+  std::string last = re["last_prune"].get<std::string>();
+  o += fmt::format("retention  keep {}; last pass {}; {} pruned in total; {} holds{}\n",
+                   re["keep_s"].get<int64_t>() ? dur(re["keep_s"].get<int64_t>()) : "forever",
+                   last.empty() ? "not yet" : last, re["pruned_total"].get<uint64_t>(),
+                   re["holds"].get<uint64_t>(),
+                   re["refused"].get<std::string>().empty()
+                       ? ""
+                       : "; refused: " + re["refused"].get<std::string>());
+  if (s["alarms"].empty()) {
+    o += "alarms     none\n";
+  } else {
+    for (auto& a : s["alarms"])
+      o += fmt::format("ALARM      {}: {}\n", a["severity"].get<std::string>(),
+                       a["text"].get<std::string>());
+  }
+  return o;
+}
+
+CheckResult check_status(const json& s) {
+  int worst = kExitOk;
+  std::string texts;
+  for (auto& a : s["alarms"]) {
+    int lvl = a["severity"] == "critical" ? kExitCritical : kExitFailure;
+    worst = std::max(worst, lvl);
+    texts += (texts.empty() ? "" : "; ") + a["text"].get<std::string>();
+  }
+  const char* word[] = {"OK", "WARNING", "CRITICAL"};
+  return {worst,
+          fmt::format("RECSYNC {} - {} | spool_files={} archive_files={}", word[worst],
+                      texts.empty() ? "no alarms" : texts, s["spool"]["files"].get<uint64_t>(),
+                      s["archive"]["files"].get<uint64_t>())};
+}
+
+std::string human_dry_run(const json& r) {
+  if (!r["refused"].get<std::string>().empty())
+    return "retention would refuse to prune: " + r["refused"].get<std::string>() + "\n";
+  std::string o;
+  for (auto& f : r["would_remove"])
+    o += fmt::format("{}\t{}\t{}\n", f["recorded"].get<std::string>(),
+                     format_bytes(f["size"].get<uint64_t>()), f["path"].get<std::string>());
+  o += fmt::format("{} files ({}) would be pruned; {} kept by holds\n", r["files"].get<uint64_t>(),
+                   format_bytes(r["bytes"].get<uint64_t>()), r["held"].get<uint64_t>());
+  return o;
+}
+
+std::string human_locations(const json& locations) {
+  std::string o;
+  for (auto& l : locations)
+    o += fmt::format("{}\t{}\t{}\n", l["where"].get<std::string>(), l["path"].get<std::string>(),
+                     format_bytes(l["size"].get<uint64_t>()));
+  return o;
+}
+
+std::string human_holds(const json& holds) {
+  std::string o;
+  for (auto& h : holds)
+    o += fmt::format("{}\t{}\t{}\n", h["target"].get<std::string>(),
+                     h["created"].get<std::string>(), h["reason"].get<std::string>());
+  return o;
+}
+
+}  // namespace recsync

@@ -1,0 +1,25 @@
+#pragma once
+// What the recsync CLI prints, as pure functions of the daemon's JSON
+// replies (so the output is unit-tested without a daemon).
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace recsync {
+
+// `recsync status`: a few aligned lines per component, one per alarm.
+std::string human_status(const nlohmann::json& status);
+
+struct CheckResult {
+  int exit_code;     // 0 OK, 1 WARNING, 2 CRITICAL (Nagios plugin convention)
+  std::string line;  // "RECSYNC OK - no alarms | spool_files=0 archive_files=3"
+};
+// `recsync status --check`: the worst alarm decides.
+CheckResult check_status(const nlohmann::json& status);
+
+// `recsync prune --dry-run` without --json.
+std::string human_dry_run(const nlohmann::json& reply);
+// `recsync locate` and `recsync hold list` without --json: one line each.
+std::string human_locations(const nlohmann::json& locations);
+std::string human_holds(const nlohmann::json& holds);
+
+}  // namespace recsync

@@ -1,0 +1,133 @@
+#include "daemon/control_commands.h"
+
+#include <map>
+
+#include "recsync/clock.h"
+#include "recsync/log.h"
+#include "retention/plan.h"
+
+namespace recsync {
+
+using json = nlohmann::json;
+
+namespace {
+
+using Reply = ControlServer::Reply;
+using Handler = void (*)(ControlContext&, const json&, const PeerCred&, Reply&);
+
+std::string iso(int64_t ms) { return format_utc(ms, TimeFormat::kSeconds, /*blank_unset=*/true); }
+json error(const std::string& e) { return {{"ok", false}, {"error", e}}; }
+
+void status(ControlContext& c, const json&, const PeerCred&, Reply& reply) {
+  json j = c.status();
+  j["ok"] = true;
+  reply(j);
+}
+
+void hold_add(ControlContext& c, const json& req, const PeerCred& who, Reply& reply) {
+  const std::string target = req.value("target", "");
+  if (target.empty()) return reply(error("hold add needs a recording id or archive path"));
+  HoldRow h{target, req.value("reason", ""), to_ms(c.env->now())};
+  if (Status s = c.store->holds().add(h); !s) return reply(error(s.message()));
+  auto matches = c.store->recordings().find(target);
+  const size_t n = matches ? matches->size() : 0;
+  log::get("control")->info("hold added on '{}' by uid {} ({} archived recordings match){}", target,
+                            who.uid, n, h.reason.empty() ? "" : ": " + h.reason);
+  reply({{"ok", true}, {"target", target}, {"matches", n}});
+}
+
+void hold_release(ControlContext& c, const json& req, const PeerCred& who, Reply& reply) {
+  const std::string target = req.value("target", "");
+  auto r = c.store->holds().release(target);
+  if (!r) return reply(error(r.status().message()));
+  if (!*r) return reply(error("no hold on '" + target + "'"));
+  log::get("control")->info("hold released on '{}' by uid {}", target, who.uid);
+  reply({{"ok", true}, {"target", target}});
+}
+
+void hold_list(ControlContext& c, const json&, const PeerCred&, Reply& reply) {
+  auto h = c.store->holds().list();
+  if (!h) return reply(error(h.status().message()));
+  json a = json::array();
+  for (auto& x : *h)
+    a.push_back({{"target", x.target}, {"reason", x.reason}, {"created", iso(x.created_ms)}});
+  reply({{"ok", true}, {"holds", a}});
+}
+
+void locate(ControlContext& c, const json& req, const PeerCred&, Reply& reply) {
+  const std::string id = req.value("id", "");
+  if (id.empty()) return reply(error("locate needs a recording id or path"));
+  auto rows = c.store->recordings().find(id);
+  if (!rows) return reply(error(rows.status().message()));
+  auto holds = c.store->holds().list();
+  HoldSet hs(holds ? *holds : std::vector<HoldRow>{});
+  json a = json::array();
+  for (auto& r : *rows)
+    a.push_back({{"where", "archive"},
+                 {"path", path_join(c.archive_root, r.rel)},
+                 {"size", r.size},
+                 {"hash", r.hash},
+                 {"recorded", iso(r.rec_time_ms)},
+                 {"origin", r.origin},
+                 {"held", hs.held(r)}});
+  for (const SpoolItem& e : c.spool->find(id))
+    a.push_back({{"where", "spool"},
+                 {"path", path_join(c.spool_root, e.rel)},
+                 {"size", e.size},
+                 {"state", e.in_flight ? "archiving" : "waiting"},
+                 {"last_error", e.last_error}});
+  if (a.empty()) return reply(error("no recording '" + id + "' in the spool or the archive"));
+  reply({{"ok", true}, {"locations", a}});
+}
+
+json dry_run_json(const Result<PruneReport>& rep, int64_t keep_s) {
+  if (!rep) return error(rep.status().message());
+  json a = json::array();
+  for (auto& r : rep->would_remove)
+    a.push_back({{"path", r.rel}, {"size", r.size}, {"recorded", iso(r.rec_time_ms)}});
+  return {{"ok", true},        {"dry_run", true},       {"refused", rep->refused},
+          {"would_remove", a}, {"files", rep->removed}, {"bytes", rep->bytes},
+          {"held", rep->held}, {"keep_s", keep_s}};
+}
+
+void prune(ControlContext& c, const json& req, const PeerCred&, Reply& reply) {
+  if (!req.value("dry_run", false)) {
+    c.retention->run_now();
+    return reply({{"ok", true}, {"started", true}});
+  }
+  RetentionScheduler* r = c.retention;
+  c.off_loop(
+      [r] {
+        auto rep = r->dry_run();
+        return dry_run_json(rep, r->snapshot().settings.policy.keep.count() / 1000);
+      },
+      std::move(reply));
+}
+
+void reload(ControlContext& c, const json&, const PeerCred&, Reply& reply) {
+  c.reload();
+  reply({{"ok", true}});
+}
+
+const std::map<std::string, Handler>& handlers() {
+  static const std::map<std::string, Handler> h = {
+      {"status", status},       {"hold_add", hold_add}, {"hold_release", hold_release},
+      {"hold_list", hold_list}, {"locate", locate},     {"prune", prune},
+      {"reload", reload}};
+  return h;
+}
+
+}  // namespace
+
+void handle_control(ControlContext& ctx, const json& req, const PeerCred& who, Reply reply) {
+  try {
+    const std::string cmd = req.value("cmd", "");
+    auto it = handlers().find(cmd);
+    if (it == handlers().end()) return reply(error("unknown command '" + cmd + "'"));
+    it->second(ctx, req, who, reply);
+  } catch (const std::exception& e) {
+    reply(error(std::string("internal error: ") + e.what()));
+  }
+}
+
+}  // namespace recsync

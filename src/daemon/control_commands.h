@@ -1,0 +1,47 @@
+#pragma once
+// The control socket's commands (recsync(1) talks to them), as a table of
+// handlers over the components they use. Each handler answers through
+// `reply` exactly once, on the owner (loop) thread; work that may take long
+// (a dry-run prune reads many rows) goes through ControlContext::off_loop.
+//
+//   status                         the status JSON (daemon/status.h)
+//   hold_add {target, reason}      hold + copy to peers; counts matches
+//   hold_release {target}          release (copied to peers)
+//   hold_list                      every hold
+//   locate {id}                    every archive row and spool entry for id
+//   prune {dry_run}                a pass now, or what one would remove
+//   reload                         what SIGHUP does
+// Unknown commands and bad arguments answer {"ok": false, "error": ...}.
+//
+// Threads: handle_control() on the owner thread only.
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "archive/spool_pipeline.h"
+#include "control/control_server.h"
+#include "recsync/env.h"
+#include "retention/scheduler.h"
+#include "state/store.h"
+
+namespace recsync {
+
+struct ControlContext {
+  Env* env = nullptr;
+  StateStore* store = nullptr;
+  SpoolPipeline* spool = nullptr;
+  RetentionScheduler* retention = nullptr;
+  std::string spool_root, archive_root;
+  std::function<nlohmann::json()> status;
+  std::function<void()> reload;
+  // Runs work on another thread and calls done(result) back on the owner
+  // thread (the daemon: uv_queue_work). Tests may run both at once.
+  std::function<void(std::function<nlohmann::json()> work,
+                     std::function<void(nlohmann::json)> done)>
+      off_loop;
+};
+
+void handle_control(ControlContext& ctx, const nlohmann::json& req, const PeerCred& who,
+                    ControlServer::Reply reply);
+
+}  // namespace recsync

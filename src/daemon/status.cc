@@ -1,0 +1,172 @@
+#include "daemon/status.h"
+
+#include <fmt/format.h>
+
+#include "recsync/clock.h"
+#include "recsync/units.h"
+
+namespace recsync {
+
+using json = nlohmann::json;
+using replication::PeerState;
+
+namespace {
+
+std::string iso(int64_t ms) { return format_utc(ms, TimeFormat::kSeconds, /*blank_unset=*/true); }
+int64_t age_s(int64_t now_ms, int64_t then_ms) { return then_ms ? (now_ms - then_ms) / 1000 : 0; }
+
+void peer_alarms(const replication::ServiceStatus& rs, int64_t now, std::vector<Alarm>& a) {
+  for (auto& p : rs.peers) {
+    if (p.state == PeerState::kRefused) {
+      a.push_back({"critical", "peer " + p.name + " refused: " + p.last_error});
+      continue;
+    }
+    const int64_t oldest_s = age_s(now, p.queue.oldest_enqueued_ms);
+    if (p.state != PeerState::kConnected && p.queue.files() > 0 && oldest_s >= 60)
+      a.push_back(
+          {oldest_s >= 3600 ? "critical" : "warning",
+           fmt::format("peer {} unreachable: {} recordings ({}) waiting, oldest {} s ({})", p.name,
+                       p.queue.files(), format_bytes(p.queue.bytes()), oldest_s, p.last_error)});
+    else if (p.queue.retry_files > 0)
+      a.push_back(
+          {"warning", fmt::format("peer {}: {} recordings failed and wait for a retry (last: {})",
+                                  p.name, p.queue.retry_files, p.last_error)});
+  }
+  if (!rs.last_refused.what.empty() && now - rs.last_refused.at_ms < 600'000)
+    a.push_back({"warning", "refused an incoming peer connection: " + rs.last_refused.what});
+}
+
+json queue_json(const QueueStats& q, int64_t now) {
+  return {{"files", q.files()},
+          {"bytes", q.bytes()},
+          {"oldest_s", age_s(now, q.oldest_enqueued_ms)},
+          {"live", {{"files", q.live_files}, {"bytes", q.live_bytes}}},
+          {"retry", {{"files", q.retry_files}, {"bytes", q.retry_bytes}}}};
+}
+
+json peer_json(const replication::PeerStatus& p, int64_t now) {
+  json inflight = nullptr;
+  if (p.in_flight)
+    inflight = {{"path", p.in_flight->rel},
+                {"size", p.in_flight->size},
+                {"read_bytes", p.in_flight->read_bytes},
+                {"sent_bytes", p.in_flight->sent_bytes},
+                {"elapsed_s", (now - p.in_flight->started_ms) / 1000.0}};
+  return {{"name", p.name},
+          {"address", p.address},
+          {"fingerprint", p.fingerprint},
+          {"state", replication::peer_state_name(p.state)},
+          {"connected_s",
+           p.connected_since_ms ? json((now - p.connected_since_ms) / 1000) : json(nullptr)},
+          {"last_ack_s", p.last_ack_ms ? json((now - p.last_ack_ms) / 1000.0) : json(nullptr)},
+          {"rtt_ms", p.rtt_ms >= 0 ? json(p.rtt_ms) : json(nullptr)},
+          {"sent_bytes", p.sent_bytes},
+          {"received_bytes", p.received_bytes},
+          {"acked_files", p.acked_files},
+          {"received_files", p.received_files},
+          {"failed_transfers", p.failed_transfers},
+          {"queue", queue_json(p.queue, now)},
+          {"in_flight", inflight},
+          {"last_error", p.last_error}};
+}
+
+json replication_json(const StatusInputs& in, int64_t now, json& peers) {
+  QueueStats total;
+  if (in.repl) {
+    for (auto& p : in.repl->peers) {
+      const auto& q = p.queue;
+      total.live_files += q.live_files;
+      total.live_bytes += q.live_bytes;
+      total.retry_files += q.retry_files;
+      total.retry_bytes += q.retry_bytes;
+      if (q.oldest_enqueued_ms &&
+          (!total.oldest_enqueued_ms || q.oldest_enqueued_ms < total.oldest_enqueued_ms))
+        total.oldest_enqueued_ms = q.oldest_enqueued_ms;
+      peers.push_back(peer_json(p, now));
+    }
+  }
+  const bool on = in.repl.has_value();
+  return {{"enabled", on},
+          {"listen", on ? json(in.repl->listen) : json(nullptr)},
+          {"listen_port", on ? json(in.repl->listen_port) : json(nullptr)},
+          {"bandwidth_bps", on ? in.repl->bandwidth_bps : in.bandwidth_default_bps},
+          {"bandwidth_default_bps", in.bandwidth_default_bps},
+          {"bandwidth_source", in.bandwidth.source},
+          {"schedule", in.schedule_text},
+          {"rate_bps", on ? in.repl->rate_bps : 0},
+          {"queue", queue_json(total, now)}};
+}
+
+}  // namespace
+
+std::optional<Alarm> spool_usage_alarm(double used_pct, int warn_pct, int crit_pct) {
+  if (used_pct >= crit_pct)
+    return Alarm{"critical",
+                 fmt::format("spool usage {:.0f}% (critical watermark {}%)", used_pct, crit_pct)};
+  if (used_pct >= warn_pct)
+    return Alarm{"warning",
+                 fmt::format("spool usage {:.0f}% (warning watermark {}%)", used_pct, warn_pct)};
+  return std::nullopt;
+}
+
+std::vector<Alarm> status_alarms(const StatusInputs& in, int64_t now) {
+  std::vector<Alarm> a;
+  if (!in.spool.archive_alarm.empty()) a.push_back({"critical", in.spool.archive_alarm});
+  if (auto s = spool_usage_alarm(in.spool_usage.used_pct, in.usage_warn_pct, in.usage_crit_pct))
+    a.push_back(*s);
+  a.insert(a.end(), in.other_alarms.begin(), in.other_alarms.end());
+  if (in.repl) peer_alarms(*in.repl, now, a);
+  const PruneReport& last = in.retention.last;
+  if (!last.refused.empty() && last.refused != "retention disabled")
+    a.push_back({"warning", "retention refused: " + last.refused});
+  if (last.errors > 0)
+    a.push_back({"warning", fmt::format("retention: {} files could not be deleted in the last pass",
+                                        last.errors)});
+  return a;
+}
+
+json status_json(const StatusInputs& in, int64_t now) {
+  json j;
+  j["node"] = in.node;
+  j["version"] = in.version;
+  j["uptime_s"] = (now - in.start_ms) / 1000;
+  const SpoolSnapshot& sp = in.spool;
+  j["spool"] = {{"path", in.spool_path},
+                {"files", sp.files},
+                {"bytes", sp.bytes},
+                {"used_pct", in.spool_usage.used_pct},
+                {"oldest_s", age_s(now, sp.oldest_ms)},
+                {"overflows", in.overflows},
+                {"watches", in.watches}};
+  j["archive"] = {{"path", in.archive_path},
+                  {"files", in.archive.files},
+                  {"bytes", in.archive.bytes},
+                  {"used_pct", in.archive_usage.used_pct},
+                  {"pending", sp.files},
+                  {"in_flight", sp.in_flight},
+                  {"failing", sp.failing},
+                  {"archived_since_start", sp.archived_files},
+                  {"archived_bytes_since_start", sp.archived_bytes},
+                  {"last_archived", iso(sp.last_archived_ms)},
+                  {"reconciled", in.reconciled},
+                  {"layout", in.layout}};
+  json peers = json::array();
+  j["replication"] = replication_json(in, now, peers);
+  j["peers"] = peers;
+  const RetentionSnapshot& r = in.retention;
+  j["retention"] = {{"keep_s", r.settings.policy.keep.count() / 1000},
+                    {"last_prune", iso(r.last_prune_ms)},
+                    {"next_prune", iso(r.next_prune_ms)},
+                    {"running", r.running},
+                    {"last_pruned", r.last.removed},
+                    {"pruned_total", in.pruned_total},
+                    {"refused", r.last.refused},
+                    {"holds", in.holds}};
+  json alarms = json::array();
+  for (const Alarm& a : status_alarms(in, now))
+    alarms.push_back({{"severity", a.severity}, {"text", a.text}});
+  j["alarms"] = alarms;
+  return j;
+}
+
+}  // namespace recsync

@@ -1,0 +1,68 @@
+#pragma once
+// `recsync status` as a pure function: the JSON (SPEC 7) and the alarms are
+// built from snapshots the components hand out and a time, so every field
+// and every alarm rule is unit-tested without a daemon.
+//
+// Alarms (severity, text): the archive alarm (critical, from the spool
+// pipeline), spool usage above the watermarks, inotify trouble (critical),
+// a rebuilt state database and queue entries for unknown peers (warning),
+// per peer: refused (critical), unreachable with recordings waiting 60 s
+// (warning; critical after 1 h), recordings waiting for a retry (warning),
+// a refused incoming link in the last 10 minutes (warning), retention
+// refused or failing deletions (warning).
+//
+// Thread safety: pure functions; any thread.
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "archive/spool_pipeline.h"
+#include "recsync/env.h"
+#include "replication/bandwidth.h"
+#include "replication/service.h"
+#include "retention/scheduler.h"
+#include "state/rows.h"
+
+namespace recsync {
+
+struct Alarm {
+  std::string severity;  // "warning" or "critical"
+  std::string text;
+};
+
+struct StatusInputs {
+  std::string node, version;
+  int64_t start_ms = 0;  // wall
+  // spool
+  std::string spool_path;
+  SpoolSnapshot spool;
+  FsUsage spool_usage;
+  int usage_warn_pct = 70, usage_crit_pct = 90;
+  uint64_t overflows = 0;
+  size_t watches = 0;
+  // archive
+  std::string archive_path, layout;
+  StoreStats archive;
+  FsUsage archive_usage;
+  bool reconciled = false;
+  // replication (nullopt on a single node)
+  std::optional<replication::ServiceStatus> repl;
+  replication::BandwidthState bandwidth;
+  uint64_t bandwidth_default_bps = 0;
+  std::string schedule_text;
+  // retention
+  RetentionSnapshot retention;
+  uint64_t pruned_total = 0;
+  size_t holds = 0;
+  // alarms raised elsewhere (state database, inotify, orphaned queue entries)
+  std::vector<Alarm> other_alarms;
+};
+
+// Spool usage against the watermarks, or nullopt below them.
+std::optional<Alarm> spool_usage_alarm(double used_pct, int warn_pct, int crit_pct);
+std::vector<Alarm> status_alarms(const StatusInputs& in, int64_t now_ms);
+nlohmann::json status_json(const StatusInputs& in, int64_t now_ms);
+
+}  // namespace recsync

@@ -1,0 +1,73 @@
+#pragma once
+// The receiving side of replication (SPEC 4.2): an acceptor on
+// replication.listen and one session thread per accepted link (at most
+// kMaxInbound at once; a new link from a peer replaces its old one). A
+// session answers HELLO, PING, HOLD (stored as copied, never queued back)
+// and OFFERs: it sends the signature of its basis (InboundFile), patches the
+// delta on the session thread, and hands the end of each transfer (fsync,
+// hash check, rename without replacing, folder fsync, index row) to a
+// Finisher pool, sending each verdict as it comes. Received recordings are
+// recorded with origin = the peer and never queued: they are not sent back.
+// A link from a certificate that is not pinned is refused and shown in
+// status. Peer-supplied strings are escaped in logs.
+//
+// Threads: start() spawns the acceptor (rs-accept); sessions are rs-recv;
+// shutdown_all() (any thread, after the stop flag is set) cuts every link;
+// join() waits for all of them.
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "replication/finisher.h"
+#include "replication/link.h"
+
+namespace recsync::replication {
+
+class Receiver {
+ public:
+  static constexpr int kMaxInbound = 8;
+
+  // listen_fd: a bound, listening TCP socket; owned (closed by join()).
+  Receiver(LinkContext& ctx, int listen_fd) : ctx_(ctx), listen_fd_(listen_fd) {}
+  ~Receiver() { join(); }
+  Receiver(const Receiver&) = delete;
+  Receiver& operator=(const Receiver&) = delete;
+
+  void start();
+  void shutdown_all();
+  void join();
+
+ private:
+  struct Inbound {
+    std::thread t;
+    std::shared_ptr<peer::Connection> conn;
+    std::string peer;
+    bool done = false;
+  };
+
+  void acceptor_main();
+  void reap_locked();
+  void session_main(Inbound* in, int fd, std::string remote);
+  Status session(peer::Connection& c, size_t peer);
+  Status receive_offer(peer::Connection& c, size_t peer, const peer::OfferMsg& o, Finisher& fin);
+  // Streams the basis signature, then reads the delta into `in` (patch
+  // errors are drained and returned in patch_err, link errors returned).
+  Status receive_delta(peer::Connection& c, size_t peer, const peer::OfferMsg& o, InboundFile& in,
+                       Finisher& fin, Status& patch_err, uint64_t& delta_bytes);
+  Status receive_hold(peer::Connection& c, size_t peer, const peer::HoldMsg& h);
+  // Sends the verdicts of finished transfers.
+  Status send_verdicts(peer::Connection& c, size_t peer, Finisher& fin);
+  // Records a received recording in the index.
+  Status record(const InboundResult& r, const std::string& hash, int64_t mtime_ns,
+                const std::string& origin);
+
+  LinkContext& ctx_;
+  int listen_fd_;
+  std::thread acceptor_;
+  std::mutex mu_;
+  std::list<Inbound> inbound_;
+};
+
+}  // namespace recsync::replication
