@@ -26,6 +26,7 @@ constexpr int kBacklog = 64;
 constexpr int kAcceptBurst = 64;               // accepts per wake, so reads are not starved
 constexpr size_t kLingerDrainMax = 64 * 1024;  // bytes read and discarded after a response
 constexpr auto kAcceptPause = std::chrono::milliseconds(100);  // after EMFILE and friends
+constexpr auto kWarnEvery = std::chrono::minutes(1);           // at most one such warning
 constexpr const char* kErrorType = "text/plain; charset=utf-8";
 
 std::shared_ptr<spdlog::logger> logger() { return log::get("metrics"); }
@@ -130,6 +131,7 @@ struct HttpServer::Impl {
   std::atomic<bool> stopping{false};
   std::vector<Conn> conns;
   Clock::time_point accept_paused_until{};
+  Clock::time_point accept_warned_at{};
 
   std::atomic<uint64_t> connections{0}, refused_limit{0}, r200{0}, r400{0}, r404{0}, r405{0},
       r431{0}, r500{0}, read_timeouts{0}, write_timeouts{0}, io_errors{0};
@@ -219,7 +221,10 @@ void HttpServer::Impl::accept_new(Clock::time_point now) {
       if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
         // The pending connection stays queued and keeps the listen socket
         // readable: pause accepting rather than spin.
-        logger()->warn("metrics server: accept: {} (pausing accepts)", std::strerror(e));
+        if (accept_warned_at == Clock::time_point{} || now - accept_warned_at >= kWarnEvery) {
+          logger()->warn("metrics server: accept: {} (pausing accepts)", std::strerror(e));
+          accept_warned_at = now;
+        }
         accept_paused_until = now + kAcceptPause;
         return;
       }

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 
 namespace recsync::metrics {
@@ -76,6 +77,45 @@ TEST(HttpRequestTest, ClassifiesRequests) {
   for (const auto& c : cases) {
     EXPECT_EQ(classify_request(c.head), c.want) << c.head;
   }
+}
+
+// Random bytes and mutations of a good request: always one of the four
+// answers, never a crash (ASan/UBSan run this too).
+TEST(HttpRequestTest, RandomInputGetsAnAnswer) {
+  std::mt19937 rng(20261206);
+  const std::string good = "GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n";
+  int counts[4] = {0, 0, 0, 0};
+  for (int i = 0; i < 20000; ++i) {
+    std::string s;
+    if (i % 2) {
+      s.resize(rng() % 300);
+      for (auto& c : s) c = static_cast<char>(rng() % 256);
+    } else {
+      s = good;
+      for (int k = 0, n = 1 + rng() % 4; k < n; ++k)
+        s[rng() % s.size()] = static_cast<char>(rng() % 256);
+    }
+    size_t end = find_head_end(s);
+    int code = classify_request(end == std::string::npos ? s : s.substr(0, end));
+    switch (code) {
+      case 200:
+        ++counts[0];
+        break;
+      case 400:
+        ++counts[1];
+        break;
+      case 404:
+        ++counts[2];
+        break;
+      case 405:
+        ++counts[3];
+        break;
+      default:
+        FAIL() << "code " << code;
+    }
+  }
+  EXPECT_GT(counts[1], 10000) << "mostly malformed";
+  EXPECT_GT(counts[0] + counts[2] + counts[3], 0) << "some mutations stay well-formed";
 }
 
 TEST(HttpRequestTest, BuildsResponses) {
