@@ -181,6 +181,11 @@ TEST(PrometheusScrapeTest, RealPrometheusScrapesAndQueries) {
       [](double v) { return v == 1; }, 15s);
   EXPECT_TRUE(queue_old) << queue_old.status().to_string();
   EXPECT_GE(scrapes.load(), 2);
+  // Prometheus logs ingestion trouble (duplicate series, out-of-order
+  // samples, a failed rule) at warn or error.
+  std::string log = p.log_tail(1 << 20);
+  EXPECT_EQ(log.find("level=warn"), std::string::npos) << log;
+  EXPECT_EQ(log.find("level=error"), std::string::npos) << log;
 }
 
 TEST(PrometheusScrapeTest, FixtureReportsAMissingTarget) {
