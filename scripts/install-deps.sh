@@ -10,6 +10,7 @@ pkgs=(
   clang-14 libclang-rt-14-dev
   python3 rsync lsyncd iproute2 iptables e2fsprogs util-linux procps psmisc openssl
   debhelper devscripts lintian mandoc systemd sqlite3 dpkg-dev fakeroot
+  prometheus  # tests: promtool, and a real Prometheus scraping /metrics (its own service is left as installed)
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -13,7 +13,7 @@ namespace recsync::log {
 
 inline constexpr const char* kComponents[] = {"daemon", "watch",   "archive", "retention",
                                               "state",  "control", "peer",    "replication",
-                                              "delta",  "cli"};
+                                              "delta",  "cli",     "metrics"};
 
 // Creates all component loggers (idempotent). Thread-safe loggers.
 void init(const std::string& default_level = "info");

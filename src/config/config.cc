@@ -56,7 +56,7 @@ const Field kFields[] = {
      nullptr},
     {{"log.components", "{}",
       "per-component levels, e.g. { watch = \"debug\" }; components: daemon, watch, archive, "
-      "retention, state, control, peer, replication, delta, cli"},
+      "retention, state, control, peer, replication, delta, cli, metrics"},
      APPLY(return get_components(it, source, &c.log.components)),
      nullptr},
 
