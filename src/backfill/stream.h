@@ -47,6 +47,7 @@ class ManifestStream {
   bool done() const { return done_; }          // the last frame was accepted
   uint64_t entries() const { return total_; }  // accepted so far
   uint64_t frames() const { return frames_; }
+  const Status& status() const { return error_; }  // the sticky error, or OK
   // OK once done(); otherwise kCorrupt ("stream ended before its last frame"),
   // or the sticky error. For when the link closes or a deadline passes.
   Status finish() const;
@@ -73,6 +74,7 @@ class HoldsStream {
   bool done() const { return done_; }
   uint64_t entries() const { return total_; }
   uint64_t frames() const { return frames_; }
+  const Status& status() const { return error_; }
   Status finish() const;
 
  private:

@@ -214,7 +214,7 @@ TEST(Ranges, ReconcileLoopFindsExactlyTheDifference) {
   std::mt19937_64 rng(11);
   const TimeRange window{kT0 - 15 * kDay, kT0};
   Node full;
-  for (int i = 0; i < 20000; ++i) {
+  for (int i = 0; i < 10000; ++i) {
     ManifestEntry e = entry("r/" + std::to_string(rng()) + ".wav", "fs1", rng() % 100000,
                             window.t0 + int64_t(rng() % uint64_t(window.t1 - window.t0)), i + 1);
     full.by_key[{e.path, e.origin}] = e;
