@@ -4,12 +4,12 @@ namespace recsync::backfill {
 namespace {
 
 // What both stream kinds check per frame before looking at entries.
-Status check_frame_head(const char* what, uint64_t want_id, uint64_t got_id, bool done,
-                        uint64_t frame_no, size_t n, uint64_t total, uint64_t max_entries) {
-  std::string where = std::string(what) + " stream " + std::to_string(want_id) + ", frame " +
-                      std::to_string(frame_no);
+Status check_frame_head(const std::string& where, uint64_t want_id, uint64_t got_id, bool done,
+                        size_t n, uint64_t total, uint64_t max_entries) {
   if (got_id != want_id) return Status::corrupt(where + ": carries id " + std::to_string(got_id));
   if (done) return Status::corrupt(where + ": arrived after the last frame");
+  if (n > kMaxEntriesPerFrame)
+    return Status::corrupt(where + ": " + std::to_string(n) + " entries in one frame");
   if (n > max_entries - total)
     return Status::corrupt(where + ": " + std::to_string(total + n) +
                            " entries exceed the cap of " + std::to_string(max_entries));
@@ -68,12 +68,9 @@ Status ManifestStream::accept(const ManifestMsg& m) {
 }
 
 Status ManifestStream::check(const ManifestMsg& m, bool validate) {
-  RECSYNC_RETURN_IF_ERROR(check_frame_head("MANIFEST", req_.id, m.id, done_, frames_,
-                                           m.entries.size(), total_, max_entries_));
-  if (m.entries.size() > kMaxEntriesPerFrame)
-    return Status::corrupt(frame_where("MANIFEST", req_.id, frames_) + ": " +
-                           std::to_string(m.entries.size()) + " entries in one frame");
   const std::string where = frame_where("MANIFEST", req_.id, frames_);
+  RECSYNC_RETURN_IF_ERROR(
+      check_frame_head(where, req_.id, m.id, done_, m.entries.size(), total_, max_entries_));
   const TimeRange& r = req_.range;
   for (size_t i = 0; i < m.entries.size(); ++i) {
     const ManifestEntry& e = m.entries[i];
@@ -123,11 +120,9 @@ Status HoldsStream::accept(const HoldsMsg& m) {
 }
 
 Status HoldsStream::check(const HoldsMsg& m, bool validate) {
-  RECSYNC_RETURN_IF_ERROR(
-      check_frame_head("HOLDS", id_, m.id, done_, frames_, m.holds.size(), total_, max_entries_));
   const std::string where = frame_where("HOLDS", id_, frames_);
-  if (m.holds.size() > kMaxEntriesPerFrame)
-    return Status::corrupt(where + ": " + std::to_string(m.holds.size()) + " holds in one frame");
+  RECSYNC_RETURN_IF_ERROR(
+      check_frame_head(where, id_, m.id, done_, m.holds.size(), total_, max_entries_));
   for (size_t i = 0; i < m.holds.size(); ++i) {
     const HoldEntry& h = m.holds[i];
     if (validate) {

@@ -219,7 +219,7 @@ TEST(Ranges, ReconcileLoopFindsExactlyTheDifference) {
                             window.t0 + int64_t(rng() % uint64_t(window.t1 - window.t0)), i + 1);
     full.by_key[{e.path, e.origin}] = e;
   }
-  const RangePlanOptions opt{256, 16};
+  const RangePlanOptions opt;  // the defaults
 
   // In sync: one digest per day, nothing listed.
   LoopResult same = reconcile(full, full, window, opt);
