@@ -7,7 +7,7 @@ namespace recsync::peer {
 
 bool is_known_frame_type(uint8_t t) {
   return t >= static_cast<uint8_t>(FrameType::kHello) &&
-         t <= static_cast<uint8_t>(FrameType::kHold);
+         t <= static_cast<uint8_t>(FrameType::kHolds);
 }
 
 const char* frame_type_name(FrameType t) {
@@ -32,6 +32,20 @@ const char* frame_type_name(FrameType t) {
       return "PONG";
     case FrameType::kHold:
       return "HOLD";
+    case FrameType::kDigestReq:
+      return "DIGEST_REQ";
+    case FrameType::kDigestRep:
+      return "DIGEST_REP";
+    case FrameType::kListReq:
+      return "LIST_REQ";
+    case FrameType::kManifest:
+      return "MANIFEST";
+    case FrameType::kPull:
+      return "PULL";
+    case FrameType::kHoldsReq:
+      return "HOLDS_REQ";
+    case FrameType::kHolds:
+      return "HOLDS";
   }
   return "UNKNOWN";
 }

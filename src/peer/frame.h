@@ -20,6 +20,11 @@
 //   sender    HOLD{id, op, target, reason, created_ms}
 //   receiver  ACK{id} once the hold is stored, or NACK
 //             (holds placed on one node are copied to its peers)
+// Backfill (SPEC 4.6; bodies and their limits in backfill/messages.h):
+//   initiator DIGEST_REQ{id, ranges}  -> DIGEST_REP{id, (count, digest) per range}
+//   initiator LIST_REQ{id, kind, t0, t1} -> MANIFEST{id, last, entries}... until last
+//   initiator PULL{id, recordings}    -> ACK{id} once queued at backfill priority, or NACK
+//   initiator HOLDS_REQ{id}           -> HOLDS{id, last, holds}... until last
 // END closes whichever stream the side sending it was sending for `id`.
 // Body fields: integers big-endian; strings and byte blobs are a u32 length
 // then bytes, each with a maximum; decoders reject truncation, oversized
@@ -47,6 +52,14 @@ enum class FrameType : uint8_t {
   kPing = 8,
   kPong = 9,
   kHold = 10,
+  // Backfill; bodies in backfill/messages.h.
+  kDigestReq = 11,
+  kDigestRep = 12,
+  kListReq = 13,
+  kManifest = 14,
+  kPull = 15,
+  kHoldsReq = 16,
+  kHolds = 17,
 };
 bool is_known_frame_type(uint8_t t);
 const char* frame_type_name(FrameType t);

@@ -4,6 +4,7 @@
 
 #include <cstring>
 #include <random>
+#include <set>
 
 namespace recsync::peer {
 namespace {
@@ -178,12 +179,24 @@ TEST(Frame, MaxSizeBoundary) {
 TEST(Frame, ZeroLengthAndUnknownTypeAreCorrupt) {
   std::vector<Frame> got;
   EXPECT_EQ(parse_all(header(0, 4), 1, got).code(), Status::Code::kCorrupt);
-  for (uint8_t t : {uint8_t{0}, uint8_t{11}, uint8_t{255}}) {
+  for (uint8_t t : {uint8_t{0}, uint8_t{18}, uint8_t{255}}) {
     got.clear();
     Status s = parse_all(header(1, t), 3, got);
     EXPECT_EQ(s.code(), Status::Code::kCorrupt) << int(t);
     EXPECT_NE(s.message().find("unknown type"), std::string::npos);
   }
+}
+
+TEST(Frame, EveryTypeHasADistinctName) {
+  std::set<std::string> names;
+  for (int t = 0; t < 256; ++t) {
+    if (!is_known_frame_type(static_cast<uint8_t>(t))) continue;
+    std::string n = frame_type_name(static_cast<FrameType>(t));
+    EXPECT_NE(n, "UNKNOWN") << t;
+    EXPECT_TRUE(names.insert(n).second) << n;
+  }
+  EXPECT_EQ(names.size(), 17u);  // HELLO .. HOLD, then the seven backfill types
+  EXPECT_TRUE(is_known_frame_type(static_cast<uint8_t>(FrameType::kHolds)));
 }
 
 TEST(Frame, ErrorsAreStickyAndCallbackErrorsStop) {
