@@ -11,8 +11,8 @@
 
 namespace recsync::log {
 
-inline constexpr const char* kComponents[] = {"daemon", "watch",   "archive", "retention",
-                                              "state",  "control", "peer",    "cli"};
+inline constexpr const char* kComponents[] = {"daemon",  "watch", "archive",  "retention", "state",
+                                              "control", "peer",  "objstore", "cli"};
 
 // Creates all component loggers (idempotent). Thread-safe loggers.
 void init(const std::string& default_level = "info");
