@@ -106,6 +106,15 @@ S3Result<MultipartResult> upload_multipart(
   if (!done.is_ok()) return done.status();
   res.etag = multipart_etag(md5s);
   res.version_id = done->version_id;
+  if (opts.put.legal_hold) {
+    // RGW 16.2 drops the legal-hold header of CreateMultipartUpload.
+    S3Status st = client.put_legal_hold(key, true, res.version_id);
+    if (!st.is_ok()) {
+      return S3Status(st.kind(),
+                      st.status().with_context("upload completed but its legal hold not set"),
+                      st.http_status(), st.s3_code());
+    }
+  }
   return res;
 }
 

@@ -9,8 +9,15 @@
 // assembled is the local file byte for byte. Every part is read from disk
 // once for its MD5 (Content-MD5), then again to send it.
 //
-// A resume id the store no longer knows fails with kNotFound: the upload was
-// completed (HEAD the key) or aborted (start afresh). On any failure the
+// A resume id the store no longer knows fails with kNotFound (S3 says
+// NoSuchUpload, RGW 16.2 NoSuchKey): the upload was completed (HEAD the
+// key) or aborted (start afresh).
+//
+// Legal hold: the header goes with CreateMultipartUpload (AWS applies it),
+// and the hold is set again on the completed version with
+// put_legal_hold(), because RGW 16.2 ignores it on multipart uploads. If
+// that last call fails, the object exists without its hold: the error says
+// so, and the caller sets the hold (the upload id is gone by then). On any failure the
 // upload is left in place, resumable; the caller aborts it when it gives up
 // (abort_multipart_upload) and may find leftovers with
 // list_multipart_uploads.

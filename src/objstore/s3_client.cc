@@ -263,10 +263,11 @@ S3Result<VersionListing> S3Client::list_object_versions(const std::string& prefi
   std::string w = what("ListObjectVersions", prefix);
   VersionListing out;
   std::string key_marker, version_marker;
+  size_t page_size = size_t(options().list_page_size);
   // Each page returns at least one entry while truncated, so this ends.
-  for (size_t page = 0; page <= max_entries / 1000 + 1; ++page) {
+  for (size_t page = 0; page <= max_entries / page_size + 1; ++page) {
     S3Request r = object_request("GET", "");
-    r.query = {{"versions", ""}, {"prefix", prefix}, {"max-keys", "1000"}};
+    r.query = {{"versions", ""}, {"prefix", prefix}, {"max-keys", std::to_string(page_size)}};
     if (!key_marker.empty()) r.query.emplace_back("key-marker", key_marker);
     if (!version_marker.empty()) r.query.emplace_back("version-id-marker", version_marker);
     S3Response resp;

@@ -128,7 +128,7 @@ class S3Client {
   // Without version_id: on a versioned bucket, adds a delete marker.
   S3Result<DeleteResult> delete_object(const std::string& key, const std::string& version_id = "");
   // Every version and delete marker of keys starting with prefix (pages of
-  // 1000), at most max_entries.
+  // S3Options::list_page_size), at most max_entries.
   S3Result<VersionListing> list_object_versions(const std::string& prefix,
                                                 size_t max_entries = 100000);
 
@@ -145,7 +145,7 @@ class S3Client {
   S3Result<std::string> upload_part(const std::string& key, const std::string& upload_id,
                                     int part_number, const FileRange& body,
                                     const std::string& content_md5 = "");
-  // Parts stored so far, by number (pages of 1000, at most 10000 parts).
+  // Parts stored so far, by number (at most 10000 parts).
   S3Result<std::vector<Part>> list_parts(const std::string& key, const std::string& upload_id);
   // parts: number and etag of every part, ascending. PutResult::etag is
   // what the store answered (RGW 16.2 answers ""; HEAD has the real one).

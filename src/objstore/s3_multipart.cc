@@ -77,9 +77,10 @@ S3Result<std::vector<Part>> S3Client::list_parts(const std::string& key,
     return s3_error(ErrorKind::kOther, w + ": " + why);
   std::vector<Part> parts;
   std::string marker;
-  for (int page = 0; page <= kMaxPartNumber / 1000; ++page) {
+  int page_size = options().list_page_size;
+  for (int page = 0; page <= kMaxPartNumber / page_size; ++page) {
     S3Request r = object_request("GET", key);
-    r.query = {{"uploadId", upload_id}, {"max-parts", "1000"}};
+    r.query = {{"uploadId", upload_id}, {"max-parts", std::to_string(page_size)}};
     if (!marker.empty()) r.query.emplace_back("part-number-marker", marker);
     S3Response resp;
     S3Status st = perform(r, w, resp);
@@ -158,9 +159,10 @@ S3Result<std::vector<MultipartUploadInfo>> S3Client::list_multipart_uploads(
   std::string w = what("ListMultipartUploads", prefix);
   std::vector<MultipartUploadInfo> out;
   std::string key_marker, id_marker;
-  for (size_t page = 0; page <= kMaxUploadsListed / 1000; ++page) {
+  size_t page_size = size_t(options().list_page_size);
+  for (size_t page = 0; page <= kMaxUploadsListed / page_size; ++page) {
     S3Request r = object_request("GET", "");
-    r.query = {{"uploads", ""}, {"prefix", prefix}, {"max-uploads", "1000"}};
+    r.query = {{"uploads", ""}, {"prefix", prefix}, {"max-uploads", std::to_string(page_size)}};
     if (!key_marker.empty()) r.query.emplace_back("key-marker", key_marker);
     if (!id_marker.empty()) r.query.emplace_back("upload-id-marker", id_marker);
     S3Response resp;

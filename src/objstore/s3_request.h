@@ -63,6 +63,9 @@ struct S3Options {
   // Error bodies and XML listings larger than this fail with kOther.
   size_t max_response_body = 8 << 20;
   size_t max_response_headers = 64 << 10;
+  // Entries asked per page of a listing (versions, parts, uploads); S3
+  // answers at most 1000. 1..1000.
+  int list_page_size = 1000;
   // Size of the chunks a file body is handed to curl in (curl's upload
   // buffer): the pacer's granularity. 16 KiB .. 2 MiB.
   size_t upload_buffer = 256 << 10;
