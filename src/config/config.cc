@@ -353,7 +353,7 @@ const Field kFields[] = {
      nullptr},
     {{"log.components", "{}",
       "per-component levels, e.g. { watch = \"debug\" }; components: daemon, watch, archive, "
-      "retention, state, control, peer, cli"},
+      "retention, state, control, peer, objstore, cli"},
      APPLY(return get_components(it, source, &c.log.components)),
      nullptr},
 
