@@ -122,7 +122,10 @@ class S3Client {
   S3Result<PutResult> put_file(const std::string& key, const std::string& path,
                                const PutOptions& opts = {});
   S3Result<ObjectInfo> head_object(const std::string& key, const std::string& version_id = "");
-  // Streams the object into dest at its current offset (dest is not synced).
+  // Streams the object into dest at its current offset (dest is not
+  // synced). An error answer writes nothing into dest; a transfer cut
+  // midway leaves a partial body there, so download into a temp file and
+  // publish it only on success (after checking size and hash).
   S3Result<GetResult> get_object(const std::string& key, File& dest,
                                  const std::string& version_id = "");
   // Without version_id: on a versioned bucket, adds a delete marker.

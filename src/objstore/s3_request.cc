@@ -232,6 +232,30 @@ std::string CurlSession::url_for(const S3Request& req) const {
   return url;
 }
 
+// The method, and where the request body comes from: PUT bodies (files
+// and small XML) through the read callback, POST bodies from memory.
+void CurlSession::set_method(const S3Request& req, Transfer& t) {
+  CURL* c = curl_;
+  if (std::strcmp(req.method, "HEAD") == 0) {
+    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+  } else if (std::strcmp(req.method, "PUT") == 0) {
+    curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, curl_off_t(t.body_len));
+    curl_easy_setopt(c, CURLOPT_UPLOAD_BUFFERSIZE, long(opts_.upload_buffer));
+    curl_easy_setopt(c, CURLOPT_READFUNCTION, read_cb);
+    curl_easy_setopt(c, CURLOPT_READDATA, &t);
+    curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, seek_cb);
+    curl_easy_setopt(c, CURLOPT_SEEKDATA, &t);
+  } else if (std::strcmp(req.method, "POST") == 0) {
+    curl_easy_setopt(c, CURLOPT_POST, 1L);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(req.body.size()));
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, req.body.data());
+    stats_.body_bytes_sent += req.body.size();
+  } else if (std::strcmp(req.method, "GET") != 0) {
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req.method);
+  }
+}
+
 S3Status CurlSession::perform(const S3Request& req, const std::string& what, S3Response& resp) {
   resp = S3Response{};
   curl_easy_reset(curl_);  // keeps the open connection and the DNS cache
@@ -281,24 +305,7 @@ S3Status CurlSession::perform(const S3Request& req, const std::string& what, S3R
   curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
-  if (std::strcmp(req.method, "HEAD") == 0) {
-    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-  } else if (std::strcmp(req.method, "PUT") == 0) {
-    curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
-    curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, curl_off_t(t.body_len));
-    curl_easy_setopt(c, CURLOPT_UPLOAD_BUFFERSIZE, long(opts_.upload_buffer));
-    curl_easy_setopt(c, CURLOPT_READFUNCTION, read_cb);
-    curl_easy_setopt(c, CURLOPT_READDATA, &t);
-    curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, seek_cb);
-    curl_easy_setopt(c, CURLOPT_SEEKDATA, &t);
-  } else if (std::strcmp(req.method, "POST") == 0) {
-    curl_easy_setopt(c, CURLOPT_POST, 1L);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(req.body.size()));
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, req.body.data());
-    stats_.body_bytes_sent += req.body.size();
-  } else if (std::strcmp(req.method, "GET") != 0) {
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req.method);
-  }
+  set_method(req, t);
   auto t0 = std::chrono::steady_clock::now();
   CURLcode rc = curl_easy_perform(c);
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -141,6 +141,7 @@ class CurlSession {
  private:
   explicit CurlSession(S3Options opts, CURL* h) : opts_(std::move(opts)), curl_(h) {}
   std::string url_for(const S3Request& req) const;
+  void set_method(const S3Request& req, Transfer& t);
   S3Status finish(const S3Request& req, const std::string& what, Transfer& t, int rc,
                   S3Response& resp);
 

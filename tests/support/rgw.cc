@@ -235,14 +235,27 @@ Result<std::unique_ptr<RgwCluster>> RgwCluster::start(const Options& opts) {
   if (c->mon_port_ == 0 || c->rgw_port_ == 0 || c->rgw_tls_port_ == 0) {
     return Status::io("no free TCP port on 127.0.0.1");
   }
+  auto mark = [&, last = t0](const char* step) mutable {
+    auto now = Clock::now();
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%s%s %.2f s", c->phases_.empty() ? "" : ", ", step,
+                  std::chrono::duration<double>(now - last).count());
+    c->phases_ += buf;
+    last = now;
+  };
   RECSYNC_RETURN_IF_ERROR(c->write_conf());
   if (opts.tls) RECSYNC_RETURN_IF_ERROR(c->make_cert());
+  mark("conf+cert");
   RECSYNC_RETURN_IF_ERROR(c->start_mon());
+  mark("mon");
   RECSYNC_RETURN_IF_ERROR(c->start_osd());
+  mark("osd");
   RECSYNC_RETURN_IF_ERROR(c->start_rgw());
+  mark("rgw");
   auto u = c->create_user("recsync");
   if (!u.is_ok()) return u.status();
   c->user_ = u.value();
+  mark("user");
   c->startup_s_ = std::chrono::duration<double>(Clock::now() - t0).count();
   return c;
 }
@@ -320,9 +333,9 @@ RgwCluster* SharedRgw::get(std::string* why, bool* failed) {
       auto c = RgwCluster::start();
       if (c.is_ok()) {
         s.cluster = std::move(c.value());
-        std::fprintf(stderr, "[rgw] cluster up in %.2f s at %s (work folder %s)\n",
-                     s.cluster->startup_seconds(), s.cluster->endpoint().c_str(),
-                     s.cluster->dir().c_str());
+        std::fprintf(stderr, "[rgw] cluster up in %.2f s (%s) at %s, work folder %s\n",
+                     s.cluster->startup_seconds(), s.cluster->startup_phases().c_str(),
+                     s.cluster->endpoint().c_str(), s.cluster->dir().c_str());
       } else {
         s.why = "Ceph RGW test cluster did not start: " + c.status().to_string();
         s.failed = true;
