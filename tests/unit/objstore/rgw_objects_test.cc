@@ -284,5 +284,25 @@ TEST_F(RgwTls, HttpsVerifiesTheServerAgainstTheCaFile) {
   EXPECT_NE(r.status().message().find("certificate"), std::string::npos) << r.status().to_string();
 }
 
+class RgwOutage : public RgwTest {};
+
+TEST_F(RgwOutage, StoreDownIsNetworkAndTheClientRecovers) {
+  std::string path = make_file("o", 100000, 40);
+  ASSERT_TRUE(client_->put_file("before.wav", path, {}).is_ok());
+  rgw_->kill_rgw();
+  auto t0 = std::chrono::steady_clock::now();
+  auto down = client_->put_file("during.wav", path, {});
+  ASSERT_FALSE(down.is_ok());
+  EXPECT_EQ(down.kind(), ErrorKind::kNetwork) << down.status().to_string();
+  EXPECT_EQ(down.status().http_status(), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  Status up = rgw_->restart_rgw();
+  ASSERT_TRUE(up.is_ok()) << up.to_string();
+  // The same client (its kept-alive connection is dead) works again.
+  auto again = client_->put_file("during.wav", path, {});
+  ASSERT_TRUE(again.is_ok()) << again.status().to_string();
+  EXPECT_TRUE(client_->head_object("before.wav").is_ok()) << "data survived the restart";
+}
+
 }  // namespace
 }  // namespace recsync::objstore
