@@ -6,7 +6,8 @@ pkgs=(
   build-essential cmake pkg-config git
   libuv1-dev librsync-dev libspdlog-dev libcli11-dev
   libgtest-dev libgmock-dev libssl-dev libsystemd-dev libtomlplusplus-dev
-  libsqlite3-dev libxxhash-dev nlohmann-json3-dev
+  libsqlite3-dev libxxhash-dev nlohmann-json3-dev libcurl4-openssl-dev
+  ceph-mon ceph-osd radosgw ceph-common
   clang-14 libclang-rt-14-dev
   python3 rsync lsyncd iproute2 iptables e2fsprogs util-linux procps psmisc openssl
   debhelper devscripts lintian mandoc systemd sqlite3 dpkg-dev fakeroot

@@ -11,9 +11,9 @@
 
 namespace recsync::log {
 
-inline constexpr const char* kComponents[] = {"daemon", "watch",   "archive", "retention",
-                                              "state",  "control", "peer",    "replication",
-                                              "delta",  "cli",     "metrics"};
+inline constexpr const char* kComponents[] = {
+    "daemon",      "watch", "archive",  "retention", "state", "control", "peer",
+    "replication", "delta", "backfill", "objstore",  "cli",   "metrics"};
 
 // Creates all component loggers (idempotent). Thread-safe loggers.
 void init(const std::string& default_level = "info");

@@ -56,7 +56,7 @@ const Field kFields[] = {
      nullptr},
     {{"log.components", "{}",
       "per-component levels, e.g. { watch = \"debug\" }; components: daemon, watch, archive, "
-      "retention, state, control, peer, replication, delta, cli, metrics"},
+      "retention, state, control, peer, replication, delta, backfill, objstore, cli, metrics"},
      APPLY(return get_components(it, source, &c.log.components)),
      nullptr},
 

@@ -267,7 +267,7 @@ TEST(Config, Errors) {
        "test.conf:7: unknown key 'adress' in [[peer]] (did you mean 'address'?)"},
       {kBase + "[log]\ncomponents = { wach = \"debug\" }\n",
        "test.conf:6: log.components: unknown component 'wach' (known: daemon, watch, archive, "
-       "retention, state, control, peer, replication, delta, cli, metrics)"},
+       "retention, state, control, peer, replication, delta, backfill, objstore, cli, metrics)"},
       // Sections of the wrong shape.
       {"spool = 3\n[archive]\npath = \"/archive\"\n",
        "test.conf:1: 'spool' must be a section ([spool]), not an integer"},
