@@ -90,6 +90,9 @@ class Daemon::Impl {
   std::unique_ptr<InotifyWatcher> watcher_;
   std::unique_ptr<ArchiveReconciler> reconciler_;
   std::unique_ptr<RetentionScheduler> retention_;
+  // The one bandwidth governor: every byte sent to peers (and, with an
+  // object store, uploaded) is metered by it; BandwidthControl sets its cap.
+  replication::Governor governor_{cfg_.replication.bandwidth_bps, 0, steady_ns()};
   std::unique_ptr<replication::Service> repl_;  // null on a single node
   std::unique_ptr<replication::BandwidthControl> bandwidth_;
   std::unique_ptr<ControlServer> control_;
@@ -160,7 +163,7 @@ Status Daemon::Impl::start_replication() {
   replication::ServiceOptions o;
   o.node = cfg_.node;
   o.listen = cfg_.replication.listen;
-  o.bandwidth_bps = cfg_.replication.bandwidth_bps;
+  o.governor = &governor_;
   o.archive_root = cfg_.archive.path;
   o.peers = cfg_.peers;
   o.page_budget = &page_budget_;
@@ -176,8 +179,8 @@ Status Daemon::Impl::start_components() {
   auto check = parse_open_check(cfg_.spool.open_check);
   if (!check) return check.status();
   RECSYNC_RETURN_IF_ERROR(start_replication());
-  bandwidth_ = std::make_unique<replication::BandwidthControl>(repl_ ? &repl_->governor() : nullptr,
-                                                               bandwidth_settings(cfg_));
+  bandwidth_ =
+      std::make_unique<replication::BandwidthControl>(&governor_, bandwidth_settings(cfg_));
   ArchiverOptions aopt{cfg_.spool.path, cfg_.archive.path, *layout, *check, &page_budget_};
   archiver_ = std::make_unique<Archiver>(env_, store_.get(), std::move(aopt));
   SpoolPipelineOptions sopt{cfg_.spool.path,   cfg_.spool.include,   cfg_.spool.exclude,

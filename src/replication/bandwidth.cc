@@ -14,7 +14,7 @@ BandwidthState bandwidth_at(const BandwidthSettings& s, int minute) {
 
 BandwidthControl::BandwidthControl(Governor* gov, BandwidthSettings s)
     : gov_(gov), settings_(std::move(s)) {
-  state_ = {gov_ ? gov_->rate() : settings_.bandwidth_bps, "config"};
+  state_ = {gov_->rate(), "config"};
 }
 
 void BandwidthControl::apply(WallTime now, const char* why) {
@@ -29,7 +29,7 @@ void BandwidthControl::apply(WallTime now, const char* why) {
   const std::string sched = settings_.schedule_text;
   l.unlock();
   if (!changed) return;
-  if (gov_) gov_->set_rate(next.cap_bps, 0, steady_ns());
+  gov_->set_rate(next.cap_bps, 0, steady_ns());
   log::get("replication")
       ->info("{}: replication bandwidth cap now {}{}", why,
              next.cap_bps ? format_bytes(next.cap_bps) + "/s" : std::string("none"),

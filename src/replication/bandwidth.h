@@ -33,7 +33,7 @@ BandwidthState bandwidth_at(const BandwidthSettings& s, int minute);
 
 class BandwidthControl {
  public:
-  // gov may be null (a single node: nothing to cap, state() still answers).
+  // gov: the node's governor; must outlive this.
   BandwidthControl(Governor* gov, BandwidthSettings s);
 
   // Recomputes the cap for local time `now`; sets it on the governor and

@@ -36,7 +36,11 @@ inline constexpr size_t kWindow = 4;  // transfers awaiting their ACK at once, p
 struct ServiceOptions {
   std::string node;
   std::string listen;
-  uint64_t bandwidth_bps = 50'000'000;  // the governor's cap at start (0 = none)
+  // The one bandwidth governor, shared with every other sender of the node
+  // (the object-store uploads); not owned. Null: the service makes its own
+  // with bandwidth_bps (tests).
+  Governor* governor = nullptr;
+  uint64_t bandwidth_bps = 50'000'000;  // the cap of a governor of its own (0 = none)
   std::string archive_root;
   std::vector<PeerConfig> peers;
   InboundOptions inbound;

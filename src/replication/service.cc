@@ -12,7 +12,9 @@ Service::Service(Env* env, StateStore* store, ServiceOptions opt)
     : env_(env),
       store_(store),
       opt_(std::move(opt)),
-      gov_(opt_.bandwidth_bps, 0, steady_ns()),
+      own_gov_(opt_.governor ? nullptr
+                             : std::make_unique<Governor>(opt_.bandwidth_bps, 0, steady_ns())),
+      gov_(opt_.governor ? opt_.governor : own_gov_.get()),
       board_(env, opt_.peers) {}
 
 Service::~Service() { stop(); }
@@ -34,7 +36,7 @@ Result<std::unique_ptr<Service>> Service::create(Env* env, StateStore* store,
   }
   s->listen_port_ = *port;
   s->ctx_.reset(
-      new LinkContext{env, store, s->opt_, *s->tls_, s->cancel_, s->gov_, s->board_, s->stop_});
+      new LinkContext{env, store, s->opt_, *s->tls_, s->cancel_, *s->gov_, s->board_, s->stop_});
   s->receiver_ = std::make_unique<Receiver>(*s->ctx_, *fd);
   for (size_t i = 0; i < s->board_.size(); ++i)
     s->senders_.push_back(std::make_unique<Sender>(*s->ctx_, i));
@@ -45,7 +47,7 @@ Result<std::unique_ptr<Service>> Service::create(Env* env, StateStore* store,
 void Service::start() {
   ctx_->lg->info("replication listening on {} (port {}), {} peer(s), cap {}", opt_.listen,
                  listen_port_, senders_.size(),
-                 gov_.rate() ? format_bytes(gov_.rate()) + "/s" : std::string("none"));
+                 gov_->rate() ? format_bytes(gov_->rate()) + "/s" : std::string("none"));
   started_ = true;
   receiver_->start();
   for (auto& s : senders_) s->start();
@@ -73,14 +75,14 @@ ServiceStatus Service::status() {
   ServiceStatus s;
   s.listen = opt_.listen;
   s.listen_port = listen_port_;
-  s.bandwidth_bps = gov_.rate();
+  s.bandwidth_bps = gov_->rate();
   s.peers = board_.peers();
   s.last_refused = board_.last_refused();
   {
     // Rate over the last ~5 s of samples taken at status calls.
     std::lock_guard<std::mutex> l(rate_mu_);
     const int64_t now = steady_ns();
-    const uint64_t total = gov_.granted(Priority::kLive) + gov_.granted(Priority::kBulk);
+    const uint64_t total = gov_->granted(Priority::kLive) + gov_->granted(Priority::kBulk);
     samples_.emplace_back(now, total);
     while (samples_.size() > 2 && now - samples_[1].first >= 5'000'000'000) samples_.pop_front();
     auto& [t0, b0] = samples_.front();

@@ -3,8 +3,9 @@
 // (pinning every [[peer]] fingerprint), binds replication.listen, tells the
 // state store's replication queue which peers to queue recordings for, and
 // runs one Sender per peer (sender.h) and the Receiver (receiver.h) over a
-// shared LinkContext (link.h). It owns the Governor, the one owner of the
-// bandwidth cap, and the PeerBoard, the one owner of each peer's status.
+// shared LinkContext (link.h), metered by the node's one Governor (the owner
+// of the bandwidth cap; given in the options). It owns the PeerBoard, the
+// one owner of each peer's status.
 //
 // Durability: the queue is the state store's repl_queue table; an entry goes
 // only when the peer acks (after its fsync + rename + folder fsync). A crash
@@ -55,8 +56,7 @@ class Service {
   // joins all threads. Idempotent.
   void stop();
 
-  // The bandwidth cap lives here: set_rate() it (SIGHUP, schedule, CLI).
-  Governor& governor() { return gov_; }
+  Governor& governor() { return *gov_; }
   std::vector<std::string> peer_names() const;
 
   // A snapshot for status: the board, the queue of each peer (from the
@@ -71,7 +71,8 @@ class Service {
   ServiceOptions opt_;
   std::unique_ptr<peer::TlsContext> tls_;
   peer::Canceller cancel_;
-  Governor gov_;
+  std::unique_ptr<Governor> own_gov_;  // when the options give none
+  Governor* gov_;
   PeerBoard board_;
   StopFlag stop_;
   std::unique_ptr<LinkContext> ctx_;
