@@ -15,6 +15,10 @@ using WallTime = std::chrono::system_clock::time_point;
 inline int64_t to_ms(WallTime t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
+// Nanoseconds since the Unix epoch (until 2262).
+inline int64_t to_ns(WallTime t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
 inline WallTime from_ms(int64_t ms) {
   return WallTime(std::chrono::duration_cast<WallTime::duration>(std::chrono::milliseconds(ms)));
 }

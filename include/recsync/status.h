@@ -11,7 +11,18 @@ namespace recsync {
 
 class [[nodiscard]] Status {
  public:
-  enum class Code { kOk, kInvalid, kNotFound, kIo, kNoSpace, kExists, kBusy, kRefused, kCorrupt };
+  enum class Code {
+    kOk,
+    kInvalid,
+    kNotFound,
+    kIo,
+    kNoSpace,
+    kExists,
+    kBusy,
+    kRefused,
+    kCorrupt,
+    kConflict,  // two different contents under one identity (placement.h)
+  };
 
   Status() = default;
   static Status ok() { return {}; }
@@ -20,6 +31,7 @@ class [[nodiscard]] Status {
   static Status busy(std::string m) { return {Code::kBusy, EBUSY, std::move(m)}; }
   static Status refused(std::string m) { return {Code::kRefused, EACCES, std::move(m)}; }
   static Status corrupt(std::string m) { return {Code::kCorrupt, 0, std::move(m)}; }
+  static Status conflict(std::string m) { return {Code::kConflict, EEXIST, std::move(m)}; }
   static Status io(std::string m, int err = EIO) { return {Code::kIo, err, std::move(m)}; }
   // Maps an errno to the right code: ENOSPC/EDQUOT -> kNoSpace, ENOENT ->
   // kNotFound, EEXIST -> kExists, the rest -> kIo. Message is "what: strerror".

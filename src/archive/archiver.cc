@@ -77,7 +77,12 @@ struct Archiver::Source {
 };
 
 Archiver::Archiver(Env* env, StateStore* store, ArchiverOptions opt)
-    : env_(env), store_(store), opt_(std::move(opt)) {}
+    : env_(env), store_(store), opt_(std::move(opt)) {
+  if (!opt_.placer) {
+    own_placer_ = std::make_unique<Placer>(env_, store_, opt_.archive_root, kLocalOrigin);
+    opt_.placer = own_placer_.get();
+  }
+}
 
 ArchiveOutcome Archiver::open_source(const std::string& spool_rel, Millis settle,
                                      std::unique_ptr<Source>& out) {
@@ -197,17 +202,24 @@ ArchiveOutcome Archiver::archive_one(const std::string& spool_rel, Millis settle
     (void)env_->unlink(tmp);
     return copied;
   }
-  // Publish under the final name, never over a different file.
-  auto pub = publish_noreplace(env_, tmp, opt_.archive_root, rel, before.size, hash);
-  if (!pub) {
+  // Publish under the origin path, never over a different file.
+  auto origin_rel = opt_.placer->own_origin_rel(rel, hash);
+  if (!origin_rel) {
     (void)env_->unlink(tmp);
-    return outcome(K::kFailed, pub.status());
+    return outcome(K::kFailed, origin_rel.status());
   }
   ArchiveOutcome out;
-  out.row = make_recording_row(pub->rel, path_basename(spool_rel), before.size, hash,
-                               before.mtime_ns / 1'000'000, to_ms(env_->now()), "local");
-  if (Status s = store_->queue().record(out.row, before.mtime_ns); !s)
-    return outcome(K::kFailed, s);
+  const Identity id{opt_.placer->self(), *origin_rel, hash};
+  auto placed = opt_.placer->place(tmp, id, before.size, [&](const Placed& p) {
+    out.row = make_recording_row(p.rel, path_basename(spool_rel), before.size, hash,
+                                 before.mtime_ns / 1'000'000, to_ms(env_->now()), kLocalOrigin);
+    out.row.origin_rel = *origin_rel;
+    return store_->queue().record(out.row, before.mtime_ns);
+  });
+  if (!placed) {
+    (void)env_->unlink(tmp);
+    return outcome(K::kFailed, placed.status());
+  }
   if (share) share->queued();  // the senders read it and give the share back
 
   ArchiveOutcome removed = remove_source(*src);
@@ -217,7 +229,7 @@ ArchiveOutcome Archiver::archive_one(const std::string& spool_rel, Millis settle
   }
   out.copy_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  out.kind = pub->already ? K::kAlreadyArchived : K::kArchived;
+  out.kind = placed->already ? K::kAlreadyArchived : K::kArchived;
   return out;
 }
 

@@ -8,10 +8,13 @@
 //      carry S's mtime over (the recording time), fsync the temp;
 //   3. re-check S: same size and mtime, lease not broken (no writer came);
 //   4. read the temp back and compare its hash (verify);
-//   5. rename the temp to the final name with RENAME_NOREPLACE — never over
-//      another file: an identical file there means "already archived" (a
-//      crash between rename and unlink), a different one gets name.vN.ext;
-//   6. fsync the folder, record the recording in the state store;
+//   5. publish the temp through the Placer (placement.h) under the origin
+//      path: the layout path, or name.vN.ext when this node already archived
+//      other content there (a file written again); never over another file:
+//      an identical file there means "already archived" (a crash between
+//      rename and unlink); a peer's recording there is settled by the rule;
+//   6. fsync the folder, record the recording in the state store (and queue
+//      it for the peers) in one transaction;
 //   7. only then unlink S.
 // A crash at any point leaves S, or the final archive copy, or both; never a
 // partial file under a final name. Temps left by a crash are removed by the
@@ -25,6 +28,7 @@
 #include <string>
 
 #include "archive/layout.h"
+#include "archive/placer.h"
 #include "recsync/env.h"
 #include "recsync/page_budget.h"
 #include "recsync/units.h"
@@ -45,6 +49,10 @@ struct ArchiverOptions {
   // peer sender reads the file next (and drops them). Otherwise they are
   // dropped at once.
   PageBudget* page_budget = nullptr;  // not owned; outlives the Archiver
+  // Where recordings are published (placement.h), shared with the peer
+  // receiver; not owned. Null: the Archiver uses one of its own (a single
+  // node whose name sorts as "local").
+  Placer* placer = nullptr;
 };
 
 struct ArchiveOutcome {
@@ -90,6 +98,7 @@ class Archiver {
   Env* env_;
   StateStore* store_;
   ArchiverOptions opt_;
+  std::unique_ptr<Placer> own_placer_;  // when opt_.placer is null
 };
 
 }  // namespace recsync

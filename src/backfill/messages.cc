@@ -390,6 +390,36 @@ Status decode(std::span<const uint8_t> body, HoldsReqMsg* m) {
   return r.expect_end("HOLDS_REQ");
 }
 
+Status encode(const PullRepMsg& m, std::vector<uint8_t>& out) {
+  if (m.results.empty() || m.results.size() > kMaxEntriesPerFrame)
+    return Status::invalid("PULL_REP: " + std::to_string(m.results.size()) + " results");
+  WireWriter w(out);
+  w.u64(m.id);
+  w.u32(static_cast<uint32_t>(m.results.size()));
+  for (PullResult x : m.results) w.u8(static_cast<uint8_t>(x));
+  return Status::ok();
+}
+Status decode(std::span<const uint8_t> body, PullRepMsg* m) {
+  WireReader r(body);
+  RECSYNC_RETURN_IF_ERROR(r.u64(&m->id, "PULL_REP id"));
+  uint32_t n = 0;
+  RECSYNC_RETURN_IF_ERROR(r.u32(&n, "PULL_REP count"));
+  if (n == 0 || n > kMaxEntriesPerFrame)
+    return Status::corrupt("peer message: PULL_REP count " + std::to_string(n));
+  if (body.size() != 12 + size_t{n})
+    return Status::corrupt("peer message: PULL_REP of " + std::to_string(n) + " results has " +
+                           std::to_string(body.size()) + " bytes");
+  m->results.resize(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    uint8_t v = 0;
+    RECSYNC_RETURN_IF_ERROR(r.u8(&v, "PULL_REP result"));
+    if (v > static_cast<uint8_t>(PullResult::kConflict))
+      return Status::corrupt("peer message: PULL_REP result " + std::to_string(v));
+    m->results[i] = static_cast<PullResult>(v);
+  }
+  return r.expect_end("PULL_REP");
+}
+
 // ------------------------------------------------------------- StreamWriter
 
 namespace {

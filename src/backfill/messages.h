@@ -6,8 +6,9 @@
 //
 //   DIGEST_REQ{id, ranges}        -> DIGEST_REP{id, digests}     same order, same count
 //   LIST_REQ{id, kind, range}     -> MANIFEST{id, last, entries}... the last one has last = 1
-//   PULL{id, recordings}          -> ACK{id} (queued to be sent to the initiator at backfill
-//                                    priority, as OFFERs) or NACK{id, ...}
+//   PULL{id, recordings}          -> PULL_REP{id, results}: per recording, queued (sent to
+//                                    the initiator at backfill priority, as OFFERs), not here,
+//                                    erased, or conflict (other content under that identity)
 //   HOLDS_REQ{id}                 -> HOLDS{id, last, holds}...   the last one has last = 1
 //
 // Layouts (every count is checked against its maximum before anything is
@@ -90,6 +91,12 @@ struct PullMsg {
   uint64_t id = 0;
   std::vector<RecordingRef> recordings;  // 1..kMaxEntriesPerFrame
 };
+enum class PullResult : uint8_t { kQueued = 0, kNotHere = 1, kErased = 2, kConflict = 3 };
+// PULL_REP: u64 id, u32 n (1..kMaxEntriesPerFrame, the PULL's count), n x u8 result.
+struct PullRepMsg {
+  uint64_t id = 0;
+  std::vector<PullResult> results;  // one per recording of the PULL, same order
+};
 struct HoldsReqMsg {
   uint64_t id = 0;
 };
@@ -106,6 +113,7 @@ Status encode(const ListReqMsg& m, std::vector<uint8_t>& out);
 Status encode(const ManifestMsg& m, std::vector<uint8_t>& out);
 Status encode(const PullMsg& m, std::vector<uint8_t>& out);
 Status encode(const HoldsReqMsg& m, std::vector<uint8_t>& out);
+Status encode(const PullRepMsg& m, std::vector<uint8_t>& out);
 Status encode(const HoldsMsg& m, std::vector<uint8_t>& out);
 Status decode(std::span<const uint8_t> body, DigestReqMsg* m);
 Status decode(std::span<const uint8_t> body, DigestRepMsg* m);
@@ -113,6 +121,7 @@ Status decode(std::span<const uint8_t> body, ListReqMsg* m);
 Status decode(std::span<const uint8_t> body, ManifestMsg* m);
 Status decode(std::span<const uint8_t> body, PullMsg* m);
 Status decode(std::span<const uint8_t> body, HoldsReqMsg* m);
+Status decode(std::span<const uint8_t> body, PullRepMsg* m);
 Status decode(std::span<const uint8_t> body, HoldsMsg* m);
 
 // Encoded size of one element (no validation), for packing frames by hand:

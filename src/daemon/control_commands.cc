@@ -2,6 +2,7 @@
 
 #include <map>
 
+#include "daemon/status.h"
 #include "recsync/clock.h"
 #include "recsync/log.h"
 #include "retention/plan.h"
@@ -24,13 +25,34 @@ void status(ControlContext& c, const json&, const PeerCred&, Reply& reply) {
   reply(j);
 }
 
+// Every archived recording the target names is held by its identity, so the
+// copy on each peer holds that very recording (not whatever bears the name
+// there). A target naming none yet (or one not hashed yet) is held by name.
+std::vector<HoldRow> holds_for(const std::string& target, const std::string& reason, int64_t now_ms,
+                               const std::vector<RecordingRow>& matches) {
+  std::vector<HoldRow> out;
+  bool by_name = matches.empty();
+  for (const RecordingRow& r : matches) {
+    if (r.hash.empty()) {
+      by_name = true;
+      continue;
+    }
+    out.push_back({target, reason, now_ms, r.origin, r.identity_rel(), r.hash});
+  }
+  if (by_name) out.push_back({target, reason, now_ms, "", "", ""});
+  return out;
+}
+
 void hold_add(ControlContext& c, const json& req, const PeerCred& who, Reply& reply) {
   const std::string target = req.value("target", "");
   if (target.empty()) return reply(error("hold add needs a recording id or archive path"));
-  HoldRow h{target, req.value("reason", ""), to_ms(c.env->now())};
-  if (Status s = c.store->holds().add(h); !s) return reply(error(s.message()));
   auto matches = c.store->recordings().find(target);
-  const size_t n = matches ? matches->size() : 0;
+  if (!matches) return reply(error(matches.status().message()));
+  const std::string reason = req.value("reason", "");
+  const std::vector<HoldRow> holds = holds_for(target, reason, to_ms(c.env->now()), *matches);
+  if (Status s = c.store->holds().add(holds); !s) return reply(error(s.message()));
+  const size_t n = matches->size();
+  const HoldRow& h = holds.front();
   log::get("control")->info("hold added on '{}' by uid {} ({} archived recordings match){}", target,
                             who.uid, n, h.reason.empty() ? "" : ": " + h.reason);
   reply({{"ok", true}, {"target", target}, {"matches", n}});
@@ -40,7 +62,7 @@ void hold_release(ControlContext& c, const json& req, const PeerCred& who, Reply
   const std::string target = req.value("target", "");
   auto r = c.store->holds().release(target);
   if (!r) return reply(error(r.status().message()));
-  if (!*r) return reply(error("no hold on '" + target + "'"));
+  if (*r == 0) return reply(error("no hold on '" + target + "'"));
   log::get("control")->info("hold released on '{}' by uid {}", target, who.uid);
   reply({{"ok", true}, {"target", target}});
 }
@@ -49,8 +71,14 @@ void hold_list(ControlContext& c, const json&, const PeerCred&, Reply& reply) {
   auto h = c.store->holds().list();
   if (!h) return reply(error(h.status().message()));
   json a = json::array();
-  for (auto& x : *h)
-    a.push_back({{"target", x.target}, {"reason", x.reason}, {"created", iso(x.created_ms)}});
+  for (auto& x : *h) {
+    json j = {{"target", x.target}, {"reason", x.reason}, {"created", iso(x.created_ms)}};
+    if (x.is_identity())
+      j["identity"] = {{"origin", x.origin == kLocalOrigin ? c.node : x.origin},
+                       {"path", x.origin_rel},
+                       {"hash", x.hash}};
+    a.push_back(std::move(j));
+  }
   reply({{"ok", true}, {"holds", a}});
 }
 
@@ -68,7 +96,8 @@ void locate(ControlContext& c, const json& req, const PeerCred&, Reply& reply) {
                  {"size", r.size},
                  {"hash", r.hash},
                  {"recorded", iso(r.rec_time_ms)},
-                 {"origin", r.origin},
+                 {"origin", r.origin == kLocalOrigin ? c.node : r.origin},
+                 {"origin_path", r.identity_rel()},
                  {"held", hs.held(r)}});
   for (const SpoolItem& e : c.spool->find(id))
     a.push_back({{"where", "spool"},
@@ -104,16 +133,42 @@ void prune(ControlContext& c, const json& req, const PeerCred&, Reply& reply) {
       std::move(reply));
 }
 
+void backfill_start(ControlContext& c, const json& req, const PeerCred& who, Reply& reply) {
+  if (!c.repl) return reply(error("backfill needs a peer: no [[peer]] in the configuration"));
+  replication::BackfillStart s;
+  s.dry_run = req.value("dry_run", false);
+  if (const std::string p = req.value("peer", ""); !p.empty()) s.peers = {p};
+  const int64_t keep = c.retention->snapshot().settings.policy.keep.count();
+  s.window_start_ms = keep > 0 ? to_ms(c.env->now()) - keep : 0;
+  auto id = c.repl->backfill().start(s);
+  if (!id) return reply(error(id.status().message()));
+  log::get("control")->info("backfill {} requested by uid {}{}", *id, who.uid,
+                            s.dry_run ? " (dry run)" : "");
+  reply({{"ok", true}, {"job", *id}});
+}
+
+void backfill_status(ControlContext& c, const json&, const PeerCred&, Reply& reply) {
+  if (!c.repl) return reply(error("backfill needs a peer: no [[peer]] in the configuration"));
+  auto v = c.repl->backfill().view();
+  if (!v) return reply(error(v.status().message()));
+  reply({{"ok", true}, {"backfill", backfill_json(*v)}});
+}
+
 void reload(ControlContext& c, const json&, const PeerCred&, Reply& reply) {
   c.reload();
   reply({{"ok", true}});
 }
 
 const std::map<std::string, Handler>& handlers() {
-  static const std::map<std::string, Handler> h = {
-      {"status", status},       {"hold_add", hold_add}, {"hold_release", hold_release},
-      {"hold_list", hold_list}, {"locate", locate},     {"prune", prune},
-      {"reload", reload}};
+  static const std::map<std::string, Handler> h = {{"status", status},
+                                                   {"hold_add", hold_add},
+                                                   {"hold_release", hold_release},
+                                                   {"hold_list", hold_list},
+                                                   {"locate", locate},
+                                                   {"prune", prune},
+                                                   {"reload", reload},
+                                                   {"backfill_start", backfill_start},
+                                                   {"backfill_status", backfill_status}};
   return h;
 }
 

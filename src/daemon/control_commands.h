@@ -5,10 +5,15 @@
 // (a dry-run prune reads many rows) goes through ControlContext::off_loop.
 //
 //   status                         the status JSON (daemon/status.h)
-//   hold_add {target, reason}      hold + copy to peers; counts matches
+//   hold_add {target, reason}      hold every recording the target names, by
+//                                  identity (copied to peers); a name hold
+//                                  when none is archived yet; counts matches
 //   hold_release {target}          release (copied to peers)
 //   hold_list                      every hold
-//   locate {id}                    every archive row and spool entry for id
+//   locate {id}                    every archive row (with its identity: origin,
+//                                  origin path, hash, hold) and spool entry
+//   backfill_start {dry_run, peer} start a backfill, or attach to the running one
+//   backfill_status                the newest backfill: state, peers, progress
 //   prune {dry_run}                a pass now, or what one would remove
 //   reload                         what SIGHUP does
 // Unknown commands and bad arguments answer {"ok": false, "error": ...}.
@@ -21,14 +26,17 @@
 #include "archive/spool_pipeline.h"
 #include "control/control_server.h"
 #include "recsync/env.h"
+#include "replication/service.h"
 #include "retention/scheduler.h"
 #include "state/store.h"
 
 namespace recsync {
 
 struct ControlContext {
+  std::string node;  // this node's name (the origin of its own recordings)
   Env* env = nullptr;
   StateStore* store = nullptr;
+  replication::Service* repl = nullptr;  // null on a single node
   SpoolPipeline* spool = nullptr;
   RetentionScheduler* retention = nullptr;
   std::string spool_root, archive_root;

@@ -83,6 +83,9 @@ class Daemon::Impl {
   bool stopping_ = false;
 
   std::unique_ptr<StateStore> store_;
+  // Where recordings land in the archive (the identity rule), shared by the
+  // archiver and the peer receiver.
+  std::unique_ptr<Placer> placer_;
   // Recordings the archiver leaves in the page cache for the peer senders.
   PageBudget page_budget_;
   std::unique_ptr<Archiver> archiver_;
@@ -133,6 +136,7 @@ Status Daemon::Impl::open_state() {
   }
   if (!st) return st.status();
   store_ = std::move(st).value();
+  placer_ = std::make_unique<Placer>(env_, store_.get(), cfg_.archive.path, cfg_.node);
   return Status::ok();
 }
 
@@ -164,6 +168,7 @@ Status Daemon::Impl::start_replication() {
   o.node = cfg_.node;
   o.listen = cfg_.replication.listen;
   o.governor = &governor_;
+  o.placer = placer_.get();
   o.archive_root = cfg_.archive.path;
   o.peers = cfg_.peers;
   o.page_budget = &page_budget_;
@@ -181,7 +186,8 @@ Status Daemon::Impl::start_components() {
   RECSYNC_RETURN_IF_ERROR(start_replication());
   bandwidth_ =
       std::make_unique<replication::BandwidthControl>(&governor_, bandwidth_settings(cfg_));
-  ArchiverOptions aopt{cfg_.spool.path, cfg_.archive.path, *layout, *check, &page_budget_};
+  ArchiverOptions aopt{cfg_.spool.path, cfg_.archive.path, *layout,
+                       *check,          &page_budget_,     placer_.get()};
   archiver_ = std::make_unique<Archiver>(env_, store_.get(), std::move(aopt));
   SpoolPipelineOptions sopt{cfg_.spool.path,   cfg_.spool.include,   cfg_.spool.exclude,
                             cfg_.spool.settle, cfg_.archive.workers, cfg_.archive.retry_max};
@@ -195,8 +201,9 @@ Status Daemon::Impl::start_components() {
                                                     retention_settings(cfg_));
   reconciler_ = std::make_unique<ArchiveReconciler>(env_, &store_->recordings(), cfg_.archive.path,
                                                     start_ms_);
-  control_ctx_ = ControlContext{
-      env_, store_.get(), spool_.get(), retention_.get(), cfg_.spool.path, cfg_.archive.path};
+  control_ctx_ = ControlContext{cfg_.node,       env_,           store_.get(),
+                                repl_.get(),     spool_.get(),   retention_.get(),
+                                cfg_.spool.path, cfg_.archive.path};
   control_ctx_.status = [this] { return status(); };
   control_ctx_.reload = [this] { reload(); };
   control_ctx_.off_loop = [this](std::function<json()> work, std::function<void(json)> done) {
@@ -312,6 +319,8 @@ Status Daemon::Impl::run() {
 
 void Daemon::Impl::write_clean_marker() {
   repl_.reset();
+  archiver_.reset();
+  placer_.reset();
   store_.reset();  // closes the DB (checkpoints the WAL) before the marker says so
   auto m = env_->create_excl(path_join(cfg_.state_dir, kCleanShutdownMarker), 0640);
   if (m) (void)(*m)->sync();
@@ -382,6 +391,8 @@ StatusInputs Daemon::Impl::status_inputs(bool alarms_only) {
   in.archive_usage = archive_usage_;
   in.reconciled = reconciler_->done();
   if (repl_) in.repl = repl_->status();
+  in.collisions = placer_->collisions();
+  in.conflicts = placer_->conflicts();
   in.bandwidth = bandwidth_->state();
   in.bandwidth_default_bps = cfg_.replication.bandwidth_bps;
   in.schedule_text = cfg_.replication.schedule_text;
@@ -393,11 +404,14 @@ StatusInputs Daemon::Impl::status_inputs(bool alarms_only) {
   if (auto m = store_->db().get_meta("pruned_total"); m && m->has_value())
     in.pruned_total = std::strtoull((*m)->c_str(), nullptr, 10);
   if (auto h = store_->holds().list()) in.holds = h->size();
+  if (repl_)
+    if (auto v = repl_->backfill().view()) in.backfill = std::move(v).value();
   return in;
 }
 
 void Daemon::Impl::on_slow_timer() {
   bandwidth_->apply(env_->now(), "schedule");
+  if (repl_) repl_->tick();
   if (auto u = env_->fs_usage(cfg_.spool.path)) {
     spool_usage_ = *u;
     auto a = spool_usage_alarm(u->used_pct, cfg_.spool.usage_warn_pct, cfg_.spool.usage_crit_pct);

@@ -99,6 +99,42 @@ json replication_json(const StatusInputs& in, int64_t now, json& peers) {
 
 }  // namespace
 
+json backfill_json(const replication::BackfillView& v) {
+  if (!v.job) return nullptr;
+  const BackfillJob& j = *v.job;
+  json peers = json::array();
+  for (const BackfillPeer& p : v.peers) {
+    json s = p.summary.empty() ? json(nullptr) : json::parse(p.summary, nullptr, false);
+    peers.push_back({{"name", p.peer}, {"state", p.state}, {"plan", s}, {"error", p.error}});
+  }
+  const BackfillProgress& pr = v.progress;
+  auto count = [](const BackfillCount& c) { return json{{"files", c.files}, {"bytes", c.bytes}}; };
+  const uint64_t total = pr.pull_total.bytes + pr.push_total.bytes;
+  const uint64_t moved = pr.pull_done.bytes + pr.push_done.bytes;
+  const uint64_t gone = pr.pull_gone.bytes + pr.push_gone.bytes;
+  return {{"job", j.id},
+          {"state", j.state},
+          {"dry_run", j.dry_run},
+          {"started", format_utc(j.created_ms, TimeFormat::kSeconds, true)},
+          {"finished", format_utc(j.finished_ms, TimeFormat::kSeconds, true)},
+          {"window_start", format_utc(j.window_start_ms, TimeFormat::kSeconds, true)},
+          {"error", j.error},
+          {"peers", peers},
+          {"pull",
+           {{"total", count(pr.pull_total)},
+            {"done", count(pr.pull_done)},
+            {"gone", count(pr.pull_gone)}}},
+          {"push",
+           {{"total", count(pr.push_total)},
+            {"done", count(pr.push_done)},
+            {"gone", count(pr.push_gone)}}},
+          {"files_total", pr.pull_total.files + pr.push_total.files},
+          {"files_done",
+           pr.pull_done.files + pr.push_done.files + pr.pull_gone.files + pr.push_gone.files},
+          {"bytes_total", total},
+          {"bytes_done", moved + gone}};
+}
+
 std::optional<Alarm> spool_usage_alarm(double used_pct, int warn_pct, int crit_pct) {
   if (used_pct >= crit_pct)
     return Alarm{"critical",
@@ -162,6 +198,8 @@ json status_json(const StatusInputs& in, int64_t now) {
                     {"pruned_total", in.pruned_total},
                     {"refused", r.last.refused},
                     {"holds", in.holds}};
+  j["backfill"] = in.backfill ? backfill_json(*in.backfill) : json(nullptr);
+  j["identity"] = {{"collisions", in.collisions}, {"conflicts", in.conflicts}};
   json alarms = json::array();
   for (const Alarm& a : status_alarms(in, now))
     alarms.push_back({{"severity", a.severity}, {"text", a.text}});

@@ -20,6 +20,7 @@
 
 #include "archive/spool_pipeline.h"
 #include "recsync/env.h"
+#include "replication/backfill_jobs.h"
 #include "replication/bandwidth.h"
 #include "replication/service.h"
 #include "retention/scheduler.h"
@@ -52,6 +53,10 @@ struct StatusInputs {
   replication::BandwidthState bandwidth;
   uint64_t bandwidth_default_bps = 0;
   std::string schedule_text;
+  // backfill (the newest job; nullopt on a single node or before any)
+  std::optional<replication::BackfillView> backfill;
+  // identity rule (placement.h), since start
+  uint64_t collisions = 0, conflicts = 0;
   // retention
   RetentionSnapshot retention;
   uint64_t pruned_total = 0;
@@ -64,5 +69,8 @@ struct StatusInputs {
 std::optional<Alarm> spool_usage_alarm(double used_pct, int warn_pct, int crit_pct);
 std::vector<Alarm> status_alarms(const StatusInputs& in, int64_t now_ms);
 nlohmann::json status_json(const StatusInputs& in, int64_t now_ms);
+// A backfill job for status and `recsync backfill`: state, per peer (with
+// the plan's counts), files and bytes to move and moved.
+nlohmann::json backfill_json(const replication::BackfillView& v);
 
 }  // namespace recsync

@@ -7,7 +7,7 @@ namespace recsync::peer {
 
 bool is_known_frame_type(uint8_t t) {
   return t >= static_cast<uint8_t>(FrameType::kHello) &&
-         t <= static_cast<uint8_t>(FrameType::kHolds);
+         t <= static_cast<uint8_t>(FrameType::kPullRep);
 }
 
 const char* frame_type_name(FrameType t) {
@@ -46,6 +46,8 @@ const char* frame_type_name(FrameType t) {
       return "HOLDS_REQ";
     case FrameType::kHolds:
       return "HOLDS";
+    case FrameType::kPullRep:
+      return "PULL_REP";
   }
   return "UNKNOWN";
 }
@@ -207,6 +209,7 @@ Status encode(const HelloMsg& m, std::vector<uint8_t>& out) {
   WireWriter w(out);
   w.u32(m.version);
   w.str(m.node);
+  w.u8(static_cast<uint8_t>(m.lane));
   return Status::ok();
 }
 Status decode(std::span<const uint8_t> body, HelloMsg* m) {
@@ -214,14 +217,22 @@ Status decode(std::span<const uint8_t> body, HelloMsg* m) {
   RECSYNC_RETURN_IF_ERROR(r.u32(&m->version, "HELLO version"));
   RECSYNC_RETURN_IF_ERROR(r.str(&m->node, kMaxNodeName, "HELLO node"));
   if (m->node.empty()) return Status::corrupt("peer message: empty HELLO node");
+  uint8_t lane = 0;
+  RECSYNC_RETURN_IF_ERROR(r.u8(&lane, "HELLO lane"));
+  if (lane > static_cast<uint8_t>(Lane::kBackfill))
+    return Status::corrupt("peer message: HELLO lane " + std::to_string(lane));
+  m->lane = static_cast<Lane>(lane);
   return r.expect_end("HELLO");
 }
 
 Status encode(const OfferMsg& m, std::vector<uint8_t>& out) {
   RECSYNC_RETURN_IF_ERROR(check_len(m.path.size(), kMaxPathLen, "path"));
+  RECSYNC_RETURN_IF_ERROR(check_len(m.origin.size(), kMaxNodeName, "origin"));
+  if (m.origin.empty()) return Status::invalid("encode: empty OFFER origin");
   WireWriter w(out);
   w.u64(m.id);
   w.str(m.path);
+  w.str(m.origin);
   w.u64(m.size);
   w.raw(m.hash);
   w.u64(static_cast<uint64_t>(m.mtime_ns));
@@ -231,6 +242,8 @@ Status decode(std::span<const uint8_t> body, OfferMsg* m) {
   WireReader r(body);
   RECSYNC_RETURN_IF_ERROR(r.u64(&m->id, "OFFER id"));
   RECSYNC_RETURN_IF_ERROR(r.str(&m->path, kMaxPathLen, "OFFER path"));
+  RECSYNC_RETURN_IF_ERROR(r.str(&m->origin, kMaxNodeName, "OFFER origin"));
+  if (m->origin.empty()) return Status::corrupt("peer message: empty OFFER origin");
   RECSYNC_RETURN_IF_ERROR(r.u64(&m->size, "OFFER size"));
   RECSYNC_RETURN_IF_ERROR(r.raw(m->hash, kHashLen, "OFFER hash"));
   uint64_t mt;
@@ -307,6 +320,12 @@ Status encode(const HoldMsg& m, std::vector<uint8_t>& out) {
   w.str(m.target);
   w.str(m.reason);
   w.u64(static_cast<uint64_t>(m.created_ms));
+  RECSYNC_RETURN_IF_ERROR(check_len(m.origin.size(), kMaxNodeName, "hold origin"));
+  RECSYNC_RETURN_IF_ERROR(check_len(m.origin_rel.size(), kMaxPathLen, "hold path"));
+  w.str(m.origin);
+  w.str(m.origin_rel);
+  w.u8(m.has_hash ? 1 : 0);
+  if (m.has_hash) w.raw(m.hash);
   return Status::ok();
 }
 Status decode(std::span<const uint8_t> body, HoldMsg* m) {
@@ -321,16 +340,32 @@ Status decode(std::span<const uint8_t> body, HoldMsg* m) {
   uint64_t t = 0;
   RECSYNC_RETURN_IF_ERROR(r.u64(&t, "HOLD time"));
   m->created_ms = static_cast<int64_t>(t);
+  RECSYNC_RETURN_IF_ERROR(r.str(&m->origin, kMaxNodeName, "HOLD origin"));
+  RECSYNC_RETURN_IF_ERROR(r.str(&m->origin_rel, kMaxPathLen, "HOLD path"));
+  uint8_t flags = 0;
+  RECSYNC_RETURN_IF_ERROR(r.u8(&flags, "HOLD flags"));
+  if (flags > 1) return Status::corrupt("peer message: HOLD flags " + std::to_string(flags));
+  m->has_hash = flags == 1;
+  if (m->has_hash) RECSYNC_RETURN_IF_ERROR(r.raw(m->hash, kHashLen, "HOLD hash"));
+  if (m->has_hash && (m->origin.empty() || m->origin_rel.empty()))
+    return Status::corrupt("peer message: HOLD identity without origin or path");
   return r.expect_end("HOLD");
 }
 
 Status encode(const PingMsg& m, std::vector<uint8_t>& out) {
-  WireWriter(out).u64(m.nonce);
+  WireWriter w(out);
+  w.u64(m.nonce);
+  for (int64_t t : {m.t0_ns, m.t1_ns, m.t2_ns}) w.u64(static_cast<uint64_t>(t));
   return Status::ok();
 }
 Status decode(std::span<const uint8_t> body, PingMsg* m) {
   WireReader r(body);
   RECSYNC_RETURN_IF_ERROR(r.u64(&m->nonce, "nonce"));
+  for (int64_t* t : {&m->t0_ns, &m->t1_ns, &m->t2_ns}) {
+    uint64_t v = 0;
+    RECSYNC_RETURN_IF_ERROR(r.u64(&v, "PING time"));
+    *t = static_cast<int64_t>(v);
+  }
   return r.expect_end("PING/PONG");
 }
 

@@ -60,6 +60,7 @@ enum class FrameType : uint8_t {
   kPull = 15,
   kHoldsReq = 16,
   kHolds = 17,
+  kPullRep = 18,
 };
 bool is_known_frame_type(uint8_t t);
 const char* frame_type_name(FrameType t);
@@ -69,7 +70,9 @@ inline constexpr size_t kMaxFramePayload = 1 << 20;           // 1 MiB
 inline constexpr size_t kMaxFrameLen = kMaxFramePayload + 1;  // value of the length field
 // Data chunk per SIGNATURE/DELTA frame: the payload minus the id and blob length.
 inline constexpr size_t kMaxChunk = kMaxFramePayload - 8 - 4;
-inline constexpr uint32_t kProtocolVersion = 1;
+// 2: HELLO names its lane, OFFER its origin, HOLD the identity it holds,
+// PING/PONG carry wall-clock timestamps; backfill frames 11-18.
+inline constexpr uint32_t kProtocolVersion = 2;
 inline constexpr size_t kMaxNodeName = 255;
 inline constexpr size_t kMaxPathLen = 1024;  // same limit as validate_peer_path
 inline constexpr size_t kMaxReasonLen = 1024;
@@ -156,13 +159,18 @@ class WireReader {
   std::span<const uint8_t> in_;
 };
 
+// The two links a sender keeps to a peer: live recordings never wait behind
+// backfill (SPEC 4.6).
+enum class Lane : uint8_t { kLive = 0, kBackfill = 1 };
 struct HelloMsg {
   uint32_t version = kProtocolVersion;
   std::string node;  // 1..kMaxNodeName bytes
+  Lane lane = Lane::kLive;  // decode rejects other values
 };
 struct OfferMsg {
   uint64_t id = 0;
-  std::string path;  // archive-relative; validate with validate_peer_path
+  std::string path;    // the origin path (archive/placement.h); validate_peer_path
+  std::string origin;  // the node that recorded it, 1..kMaxNodeName bytes
   uint64_t size = 0;
   uint8_t hash[kHashLen]{};
   int64_t mtime_ns = 0;
@@ -176,13 +184,21 @@ struct IdMsg {  // END, ACK
   uint64_t id = 0;
 };
 struct NackMsg {
-  enum Code : uint8_t { kRetry = 1, kRefused = 2, kHashMismatch = 3, kNoSpace = 4 };
+  // kConflict: the receiver holds other content under this identity; the
+  // sender drops the entry (neither copy is overwritten).
+  enum Code : uint8_t { kRetry = 1, kRefused = 2, kHashMismatch = 3, kNoSpace = 4, kConflict = 5 };
   uint64_t id = 0;
   uint8_t code = kRetry;
   std::string reason;  // at most kMaxReasonLen bytes
 };
+// PING carries its send time t0; the PONG echoes nonce and t0 and adds when
+// the peer received the PING (t1) and sent the PONG (t2), all wall-clock ns
+// since the epoch: with the PONG's arrival t3 the sender gets the peer's
+// clock offset ((t1 - t0) + (t2 - t3)) / 2 and the round trip
+// (t3 - t0) - (t2 - t1), as NTP does.
 struct PingMsg {  // PING, PONG
   uint64_t nonce = 0;
+  int64_t t0_ns = 0, t1_ns = 0, t2_ns = 0;
 };
 inline constexpr size_t kMaxHoldTarget = 1024;
 struct HoldMsg {
@@ -192,6 +208,12 @@ struct HoldMsg {
   std::string target;  // recording id or archive-relative path, 1..kMaxHoldTarget bytes
   std::string reason;  // at most kMaxReasonLen bytes
   int64_t created_ms = 0;
+  // An identity hold (has_hash): the recording (origin, origin_rel, hash);
+  // origin 1..kMaxNodeName bytes, origin_rel a valid peer path. A name hold
+  // has none of them.
+  std::string origin, origin_rel;
+  bool has_hash = false;
+  uint8_t hash[kHashLen]{};
 };
 
 // encode() appends the body (not the frame header) and returns kInvalid when

@@ -258,7 +258,7 @@ void InboundFile::discard() {
   if (!out_path_.empty()) (void)env_->unlink(out_path_);
 }
 
-Result<InboundResult> InboundFile::finish() {
+Result<InboundResult> InboundFile::finish(const Publish& publish) {
   if (closed_) return Status::invalid("inbound " + rel_ + ": already closed");
   if (!error_.is_ok()) return error_;
   Status s = mode_ == Mode::kLiteral ? Status::ok() : patch_->feed({}, true, buf_);
@@ -295,8 +295,13 @@ Result<InboundResult> InboundFile::finish() {
   out_.reset();
   basis_.reset();
 
-  auto pub = publish_noreplace(env_, out_path_, root_, rel_, written_, expected_hash_);
-  if (!pub) return fail(pub.status());
+  auto pub = publish ? publish(out_path_)
+                     : publish_noreplace(env_, out_path_, root_, rel_, written_, expected_hash_);
+  if (!pub) {
+    (void)env_->unlink(out_path_);
+    closed_ = true;
+    return fail(pub.status());
+  }
   closed_ = true;
   InboundResult res;
   res.size = written_;

@@ -40,6 +40,7 @@
 // bytes it produced and leaves its files as a crash would (the next begin()
 // resumes from them).
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -50,6 +51,7 @@
 #include "recsync/env.h"
 #include "recsync/hash.h"
 #include "recsync/names.h"
+#include "recsync/publish.h"
 #include "recsync/status.h"
 
 namespace recsync::replication {
@@ -120,12 +122,17 @@ class InboundFile {
   // Bytes of the new file produced so far (written or batched).
   uint64_t bytes_written() const { return written_ + buf_.size(); }
 
-  // Ends the delta, verifies size and hash, fsyncs, sets the mtime, publishes
-  // with rename-no-replace (identical file there -> already; a different one
-  // -> rel.v2, .v3, ...), fsyncs the folder and removes the partials. On a
-  // size or hash mismatch: kCorrupt, the output AND the partials are deleted
-  // (a bad basis must not poison the retry), nothing is published.
-  Result<InboundResult> finish();
+  // Publishes the verified, fsynced output (its path given) and says where
+  // it went; the receiver passes one that applies the placement rule
+  // (archive/placer.h). Without one: publish_noreplace at rel (identical
+  // file there -> already; a different one -> rel.v2, .v3, ...).
+  using Publish = std::function<Result<Published>(const std::string& out_path)>;
+  // Ends the delta, verifies size and hash, fsyncs, sets the mtime,
+  // publishes, fsyncs the folder and removes the partials. On a size or hash
+  // mismatch: kCorrupt, the output AND the partials are deleted (a bad basis
+  // must not poison the retry), nothing is published. A publish error
+  // (kConflict, say) removes the output and keeps the partials.
+  Result<InboundResult> finish(const Publish& publish = nullptr);
 
   // The link dropped: keeps the bytes patched so far as the committed partial
   // (fsynced), unless an existing partial is longer, so the next begin()

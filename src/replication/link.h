@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "archive/placer.h"
 #include "peer/connection.h"
 #include "peer/tls.h"
 #include "recsync/clock.h"
@@ -50,7 +51,12 @@ struct ServiceOptions {
   // gives back a recording's share when its transfer of it ends, whichever
   // way. Not owned; may be null.
   PageBudget* page_budget = nullptr;
+  // Where received recordings are published (archive/placer.h), shared with
+  // the archiver; not owned. Null: the service uses one of its own.
+  Placer* placer = nullptr;
 };
+
+inline int64_t wall_ns(Env* env) { return to_ns(env->now()); }
 
 struct LinkContext {
   Env* env;
@@ -60,7 +66,9 @@ struct LinkContext {
   peer::Canceller& cancel;  // stop(): aborts handshakes, wakes the acceptor
   Governor& gov;
   PeerBoard& board;
+  Placer& placer;
   StopFlag& stop;
+  class BackfillJobs* jobs = nullptr;  // set by the Service once built
   std::shared_ptr<spdlog::logger> lg = log::get("replication");
 
   int64_t now_ms() const { return to_ms(env->now()); }

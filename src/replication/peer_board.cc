@@ -47,10 +47,16 @@ void PeerBoard::clear_error(size_t i) {
   peers_[i].last_error.clear();
 }
 
-void PeerBoard::add_sent(size_t i, uint64_t n) {
+namespace {
+std::optional<InFlight>& lane_of(PeerStatus& p, bool backfill) {
+  return backfill ? p.backfill_in_flight : p.in_flight;
+}
+}  // namespace
+
+void PeerBoard::add_sent(size_t i, bool backfill, uint64_t n) {
   std::lock_guard<std::mutex> l(mu_);
   peers_[i].sent_bytes += n;
-  if (peers_[i].in_flight) peers_[i].in_flight->sent_bytes += n;
+  if (auto& f = lane_of(peers_[i], backfill)) f->sent_bytes += n;
 }
 
 uint64_t PeerBoard::sent_bytes(size_t i) const {
@@ -63,20 +69,33 @@ void PeerBoard::add_received(size_t i, uint64_t n) {
   peers_[i].received_bytes += n;
 }
 
-void PeerBoard::begin_transfer(size_t i, const std::string& rel, uint64_t size) {
+void PeerBoard::begin_transfer(size_t i, bool backfill, const std::string& rel, uint64_t size) {
   const int64_t now = to_ms(env_->now());
   std::lock_guard<std::mutex> l(mu_);
-  peers_[i].in_flight = InFlight{rel, size, 0, 0, now};
+  lane_of(peers_[i], backfill) = InFlight{rel, size, 0, 0, now};
 }
 
-void PeerBoard::transfer_read(size_t i, uint64_t read_bytes) {
+void PeerBoard::transfer_read(size_t i, bool backfill, uint64_t read_bytes) {
   std::lock_guard<std::mutex> l(mu_);
-  if (peers_[i].in_flight) peers_[i].in_flight->read_bytes = read_bytes;
+  if (auto& f = lane_of(peers_[i], backfill)) f->read_bytes = read_bytes;
 }
 
-void PeerBoard::end_transfer(size_t i) {
+void PeerBoard::end_transfer(size_t i, bool backfill) {
   std::lock_guard<std::mutex> l(mu_);
-  peers_[i].in_flight.reset();
+  lane_of(peers_[i], backfill).reset();
+}
+
+void PeerBoard::set_clock(size_t i, double offset_ms, double rtt_ms) {
+  const int64_t now = to_ms(env_->now());
+  std::lock_guard<std::mutex> l(mu_);
+  peers_[i].clock_offset_ms = offset_ms;
+  peers_[i].clock_measured_ms = now;
+  peers_[i].rtt_ms = rtt_ms;
+}
+
+void PeerBoard::conflict(size_t i) {
+  std::lock_guard<std::mutex> l(mu_);
+  peers_[i].conflicts++;
 }
 
 void PeerBoard::acked(size_t i) {

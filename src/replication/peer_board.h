@@ -39,10 +39,16 @@ struct PeerStatus {
   int64_t last_ack_ms = 0;         // wall; 0 = none since start
   int64_t connected_since_ms = 0;  // wall; 0 when not connected
   double rtt_ms = -1;              // last PING round trip; -1 unknown
+  // The peer's clock minus ours (NTP-style, from the last PING); valid when
+  // clock_measured_ms != 0 (wall time of that measurement).
+  double clock_offset_ms = 0;
+  int64_t clock_measured_ms = 0;
+  uint64_t conflicts = 0;  // offers the peer refused: other content under that identity
   uint64_t sent_bytes = 0, received_bytes = 0;
   uint64_t acked_files = 0, received_files = 0, failed_transfers = 0;
-  std::optional<InFlight> in_flight;
-  QueueStats queue;  // filled by Service::status() from the store
+  std::optional<InFlight> in_flight;           // live lane
+  std::optional<InFlight> backfill_in_flight;  // backfill lane
+  QueueStats queue;                            // filled by Service::status() from the store
 };
 
 struct RefusedLink {
@@ -63,12 +69,15 @@ class PeerBoard {
   // err becomes last_error.
   void set_state(size_t i, PeerState s, const std::string& err = "");
   void clear_error(size_t i);
-  void add_sent(size_t i, uint64_t n);  // also the in-flight transfer's sent bytes
+  // backfill: the lane (its own link; see peer/frame.h Lane).
+  void add_sent(size_t i, bool backfill, uint64_t n);  // also the lane's in-flight transfer
   uint64_t sent_bytes(size_t i) const;
   void add_received(size_t i, uint64_t n);
-  void begin_transfer(size_t i, const std::string& rel, uint64_t size);
-  void transfer_read(size_t i, uint64_t read_bytes);
-  void end_transfer(size_t i);
+  void begin_transfer(size_t i, bool backfill, const std::string& rel, uint64_t size);
+  void transfer_read(size_t i, bool backfill, uint64_t read_bytes);
+  void end_transfer(size_t i, bool backfill);
+  void set_clock(size_t i, double offset_ms, double rtt_ms);
+  void conflict(size_t i);
   void acked(size_t i);
   void received_file(size_t i);
   void failed(size_t i, const std::string& why);

@@ -4,10 +4,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "backfill/entry.h"
 #include "peer/frame.h"
 #include "peer/path_policy.h"
 #include "recsync/names.h"
 #include "recsync/thread_name.h"
+#include "replication/backfill_server.h"
 #include "replication/wire.h"
 
 namespace recsync::replication {
@@ -100,16 +102,12 @@ void Receiver::session_main(Inbound* in, int fd, std::string remote) {
   {
     std::lock_guard<std::mutex> l(mu_);
     in->conn = conn;
-    in->peer = p ? name : "";
-    // A new link from the same peer replaces an old one (the old sender is gone).
-    for (auto& o : inbound_)
-      if (&o != in && o.conn && !o.done && p && o.peer == name) o.conn->shutdown();
     if (ctx_.stop.stopped()) {
       in->done = true;
       return;
     }
   }
-  Status s = p ? session(*conn, *p)
+  Status s = p ? session(in, *conn, *p)
                : Status::refused("fingerprint " + conn->peer_fingerprint() + " is not a peer");
   if (!ctx_.stop.stopped()) {
     if (s.code() != Status::Code::kNotFound)
@@ -121,18 +119,32 @@ void Receiver::session_main(Inbound* in, int fd, std::string remote) {
   in->done = true;
 }
 
-Status Receiver::session(Connection& c, size_t peer) {
+Status Receiver::hello(Inbound* in, Connection& c, size_t peer) {
   const std::string& name = ctx_.board.config(peer).name;
   auto fr = c.recv(kHelloTimeout);
   if (!fr) return fr.status().with_context("waiting for HELLO");
   if (fr->type != FrameType::kHello) return Status::corrupt("first frame is not HELLO");
   peer::HelloMsg h;
   RECSYNC_RETURN_IF_ERROR(peer::decode(fr->payload, &h));
-  RECSYNC_RETURN_IF_ERROR(
-      send_msg(c, FrameType::kHello, peer::HelloMsg{peer::kProtocolVersion, ctx_.opt.node}));
+  RECSYNC_RETURN_IF_ERROR(send_msg(c, FrameType::kHello,
+                                   peer::HelloMsg{peer::kProtocolVersion, ctx_.opt.node, h.lane}));
   if (h.version != peer::kProtocolVersion)
     return Status::refused("peer speaks protocol version " + std::to_string(h.version));
-  ctx_.lg->info("peer {} connected from {}", name, c.remote());
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    in->peer = name;
+    in->lane = h.lane;
+    // A new link from the same peer and lane replaces an old one (its sender is gone).
+    for (auto& o : inbound_)
+      if (&o != in && o.conn && !o.done && o.peer == name && o.lane == h.lane) o.conn->shutdown();
+  }
+  ctx_.lg->info("peer {} connected from {}{}", name, c.remote(),
+                h.lane == peer::Lane::kBackfill ? " (backfill lane)" : "");
+  return Status::ok();
+}
+
+Status Receiver::session(Inbound* in, Connection& c, size_t peer) {
+  RECSYNC_RETURN_IF_ERROR(hello(in, c, peer));
   Finisher fin(kWindow);
   auto last = std::chrono::steady_clock::now();
   while (true) {
@@ -145,29 +157,55 @@ Status Receiver::session(Connection& c, size_t peer) {
       return f.status();
     }
     last = std::chrono::steady_clock::now();
-    switch (f->type) {
-      case FrameType::kPing: {
-        peer::PingMsg m;
-        RECSYNC_RETURN_IF_ERROR(peer::decode(f->payload, &m));
-        RECSYNC_RETURN_IF_ERROR(send_msg(c, FrameType::kPong, m));
-        break;
-      }
-      case FrameType::kHold: {
-        peer::HoldMsg m;
-        RECSYNC_RETURN_IF_ERROR(peer::decode(f->payload, &m));
-        RECSYNC_RETURN_IF_ERROR(receive_hold(c, peer, m));
-        break;
-      }
-      case FrameType::kOffer: {
-        peer::OfferMsg o;
-        RECSYNC_RETURN_IF_ERROR(peer::decode(f->payload, &o));
-        RECSYNC_RETURN_IF_ERROR(receive_offer(c, peer, o, fin));
-        break;
-      }
-      default:
-        return unexpected(*f, "from a sender");
-    }
+    RECSYNC_RETURN_IF_ERROR(dispatch(c, peer, *f, fin));
   }
+}
+
+Status Receiver::dispatch(Connection& c, size_t peer, const peer::Frame& f, Finisher& fin) {
+  switch (f.type) {
+    case FrameType::kPing: {
+      peer::PingMsg m;
+      const int64_t t1 = wall_ns(ctx_.env);
+      RECSYNC_RETURN_IF_ERROR(peer::decode(f.payload, &m));
+      m.t1_ns = t1;
+      m.t2_ns = wall_ns(ctx_.env);
+      return send_msg(c, FrameType::kPong, m);
+    }
+    case FrameType::kHold: {
+      peer::HoldMsg m;
+      RECSYNC_RETURN_IF_ERROR(peer::decode(f.payload, &m));
+      return receive_hold(c, peer, m);
+    }
+    case FrameType::kOffer: {
+      peer::OfferMsg o;
+      RECSYNC_RETURN_IF_ERROR(peer::decode(f.payload, &o));
+      return receive_offer(c, peer, o, fin);
+    }
+    case FrameType::kDigestReq:
+    case FrameType::kListReq:
+    case FrameType::kPull:
+    case FrameType::kHoldsReq:
+      return answer_backfill(ctx_, c, ctx_.board.config(peer).name, f);
+    default:
+      return unexpected(f, "from a sender");
+  }
+}
+
+Status Receiver::lock_path(Connection& c, size_t peer, Finisher& fin, const std::string& path) {
+  while (true) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (busy_paths_.insert(path).second) return Status::ok();
+    }
+    if (ctx_.stop.stopped()) return Status::io("stopping");
+    RECSYNC_RETURN_IF_ERROR(send_verdicts(c, peer, fin));
+    fin.wait_done(50ms);
+  }
+}
+
+void Receiver::unlock_path(const std::string& path) {
+  std::lock_guard<std::mutex> l(mu_);
+  busy_paths_.erase(path);
 }
 
 Status Receiver::send_verdicts(Connection& c, size_t peer, Finisher& fin) {
@@ -183,10 +221,13 @@ Status Receiver::send_verdicts(Connection& c, size_t peer, Finisher& fin) {
   return Status::ok();
 }
 
-Status Receiver::record(const InboundResult& r, const std::string& hash, int64_t mtime_ns,
-                        const std::string& origin) {
-  return ctx_.store->recordings().upsert(make_recording_row(
-      r.rel, path_basename(r.rel), r.size, hash, mtime_ns / 1'000'000, ctx_.now_ms(), origin));
+Status Receiver::record(const std::string& rel, const peer::OfferMsg& o, const std::string& hash) {
+  RecordingRow row =
+      make_recording_row(rel, path_basename(o.path), o.size, hash, o.mtime_ns / 1'000'000,
+                         ctx_.now_ms(), o.origin == ctx_.opt.node ? kLocalOrigin : o.origin);
+  row.origin_rel = o.path;
+  RECSYNC_RETURN_IF_ERROR(ctx_.store->recordings().upsert(row));
+  return backfill_arrived(ctx_, row);
 }
 
 Status Receiver::receive_offer(Connection& c, size_t peer, const peer::OfferMsg& o, Finisher& fin) {
@@ -198,40 +239,53 @@ Status Receiver::receive_offer(Connection& c, size_t peer, const peer::OfferMsg&
   const std::string hash = bytes_to_hash(o.hash);
   if (Status s = peer::validate_peer_path(o.path); !s)
     return nack(peer::NackMsg::kRefused, s.message());
-  // One InboundFile per path at a time: a re-offer of a path still being
-  // finished waits for it.
-  while (fin.busy(o.path)) {
-    RECSYNC_RETURN_IF_ERROR(send_verdicts(c, peer, fin));
-    fin.wait_done(50ms);
+  if (Status s = backfill::validate_origin(o.origin); !s)
+    return nack(peer::NackMsg::kRefused, s.message());
+  if (auto t = ctx_.store->tombstones().contains(
+          o.path, o.origin == ctx_.opt.node ? kLocalOrigin : o.origin);
+      t && *t)
+    return nack(peer::NackMsg::kRefused, "erased here (tombstone): not taken again");
+  RECSYNC_RETURN_IF_ERROR(lock_path(c, peer, fin, o.path));
+  struct Unlock {
+    Receiver* r;
+    std::string path;
+    bool armed = true;
+    ~Unlock() {
+      if (armed) r->unlock_path(path);
+    }
+  } unlock{this, o.path};
+  const Identity id{o.origin, o.path, hash};
+  if (auto at = ctx_.placer.find(id); at && !at->empty()) {
+    if (Status s = record(*at, o, hash); !s) return nack(peer::NackMsg::kRetry, s.message());
+    ctx_.lg->info("received {} from {} (already here as {})", o.path, name, *at);
+    ctx_.board.received_file(peer);
+    return send_id(c, FrameType::kAck, o.id);
   }
   auto in = InboundFile::begin(ctx_.env, ctx_.opt.archive_root, o.path, o.size, hash, o.mtime_ns,
                                ctx_.opt.inbound);
   if (!in) return nack(nack_code_for(in.status()), in.status().message());
-  if ((*in)->already_present()) {
-    auto r = (*in)->accept_existing();
-    if (!r) return nack(nack_code_for(r.status()), r.status().message());
-    if (Status s = record(*r, hash, o.mtime_ns, name); !s)
-      return nack(peer::NackMsg::kRetry, s.message());
-    ctx_.lg->info("received {} from {} (already here)", r->rel, name);
-    ctx_.board.received_file(peer);
-    return send_id(c, FrameType::kAck, o.id);
-  }
   const auto t0 = std::chrono::steady_clock::now();
   Status patch_err;  // a patch error: drain the delta, then NACK
   uint64_t delta_bytes = 0;
   RECSYNC_RETURN_IF_ERROR(receive_delta(c, peer, o, **in, fin, patch_err, delta_bytes));
   if (!patch_err.is_ok()) return nack(nack_code_for(patch_err), patch_err.message());
   std::shared_ptr<InboundFile> file = std::move(*in);
-  fin.submit(o.id, o.path, [this, peer, name, file, hash, o, t0, delta_bytes]() -> Status {
-    auto r = file->finish();
+  unlock.armed = false;  // the finisher job gives the path back
+  fin.submit(o.id, o.path, [this, peer, name, file, hash, o, id, t0, delta_bytes]() -> Status {
+    struct Unlock {
+      Receiver* r;
+      const std::string& path;
+      ~Unlock() { r->unlock_path(path); }
+    } unlock{this, o.path};
+    auto r = file->finish([&](const std::string& out) -> Result<Published> {
+      auto placed = ctx_.placer.place(out, id, o.size,
+                                      [&](const Placed& p) { return record(p.rel, o, hash); });
+      if (!placed) return placed.status();
+      return Published{placed->rel, placed->already};
+    });
     if (!r) {
       ctx_.lg->warn("peer {}: refused {}: {}", name, printable(o.path), r.status().message());
       return r.status();
-    }
-    if (Status s = record(*r, hash, o.mtime_ns, name); !s) {
-      // The file is published and whole: the index is rebuilt from disk at
-      // the next start, so ack anyway (the copy is what counts).
-      ctx_.lg->error("received {} but could not index it: {}", r->rel, s.message());
     }
     ctx_.board.received_file(peer);
     const double ms =
@@ -293,17 +347,25 @@ Status Receiver::receive_hold(Connection& c, size_t peer, const peer::HoldMsg& h
   Status s;
   bool any = false;
   for (unsigned char ch : h.target) any |= ch < 0x20 || ch == 0x7f;
+  HoldRow row;
+  row.target = h.target;
+  if (h.has_hash) {
+    row.hash = bytes_to_hash(h.hash);
+    row.origin = h.origin == ctx_.opt.node ? kLocalOrigin : h.origin;
+    row.origin_rel = h.origin_rel;
+  }
   if (any) {
     s = Status::refused("control characters in the hold target");
+  } else if (h.has_hash &&
+             (!peer::validate_peer_path(h.origin_rel) || !backfill::validate_origin(h.origin))) {
+    s = Status::refused("bad identity in the hold");
   } else if (h.op == peer::HoldMsg::kAdd) {
-    HoldRow row;
-    row.target = h.target;
     row.reason = h.reason + " (copied from " + name + ")";
     row.created_ms = h.created_ms;
     s = ctx_.store->holds().add_copied(row);
     if (s) ctx_.lg->info("hold on '{}' copied from {}: {}", h.target, name, printable(h.reason));
   } else {
-    s = ctx_.store->holds().release_copied(h.target).status();
+    s = ctx_.store->holds().release_copied(row.key()).status();
     if (s) ctx_.lg->info("hold on '{}' released by {}", h.target, name);
   }
   if (s) return send_id(c, FrameType::kAck, h.id);

@@ -8,6 +8,7 @@
 #include "peer/frame.h"
 #include "recsync/backoff.h"
 #include "recsync/thread_name.h"
+#include "replication/backfill_jobs.h"
 #include "replication/wire.h"
 
 namespace recsync::replication {
@@ -25,6 +26,7 @@ constexpr size_t kSendChunk = 256 * 1024;
 // A librsync signature with no blocks (empty basis) is its 12-byte header.
 constexpr uint64_t kEmptySignatureLen = 12;
 constexpr Backoff kReconnect{500, 30'000, 0.25};
+constexpr auto kRepullEvery = std::chrono::minutes(5);
 
 }  // namespace
 
@@ -55,12 +57,12 @@ void Sender::join() {
 }
 
 void Sender::main() {
-  name_this_thread("rs-send:" + cfg_.name);
+  name_this_thread((backfill() ? "rs-fill:" : "rs-send:") + cfg_.name);
   std::mt19937_64 rng{std::random_device{}()};
   int failures = 0;
   std::string last_logged;  // the same trouble is logged once, then at debug
   while (!ctx_.stop.stopped()) {
-    ctx_.board.set_state(i_, PeerState::kConnecting);
+    if (!backfill()) ctx_.board.set_state(i_, PeerState::kConnecting);
     auto c = Connection::connect(cfg_.address, ctx_.tls, kConnectTimeout, &ctx_.cancel);
     Status end;
     if (c) {
@@ -87,23 +89,24 @@ void Sender::main() {
       end = c.status();
     }
     if (end.message() != last_logged) {
-      ctx_.lg->warn("link to peer {} at {}: {}{}", cfg_.name, cfg_.address, end.message(),
-                    failures ? "" : " (retrying with backoff)");
+      ctx_.lg->warn("{}link to peer {} at {}: {}{}", backfill() ? "backfill " : "", cfg_.name,
+                    cfg_.address, end.message(), failures ? "" : " (retrying with backoff)");
       last_logged = end.message();
     } else {
       ctx_.lg->debug("link to peer {}: {}", cfg_.name, end.message());
     }
     const int64_t d = kReconnect.delay_ms(failures++, rng);
-    ctx_.board.set_state(
-        i_, end.code() == Status::Code::kRefused ? PeerState::kRefused : PeerState::kBackoff,
-        end.message());
+    if (!backfill())
+      ctx_.board.set_state(
+          i_, end.code() == Status::Code::kRefused ? PeerState::kRefused : PeerState::kBackoff,
+          end.message());
     if (ctx_.stop.sleep_for(std::chrono::milliseconds(d))) return;
   }
 }
 
 Status Sender::hello(Connection& c) {
   RECSYNC_RETURN_IF_ERROR(
-      send_msg(c, FrameType::kHello, peer::HelloMsg{peer::kProtocolVersion, ctx_.opt.node}));
+      send_msg(c, FrameType::kHello, peer::HelloMsg{peer::kProtocolVersion, ctx_.opt.node, lane_}));
   auto fr = c.recv(kHelloTimeout);
   if (!fr) return fr.status().with_context("waiting for HELLO");
   if (fr->type != FrameType::kHello) return Status::corrupt("first frame is not HELLO");
@@ -119,11 +122,15 @@ Status Sender::hello(Connection& c) {
 Status Sender::session(Connection& c, bool& greeted) {
   RECSYNC_RETURN_IF_ERROR(hello(c));
   greeted = true;
-  ctx_.board.set_state(i_, PeerState::kConnected);
-  ctx_.board.clear_error(i_);
-  ctx_.lg->info("connected to peer {} at {} ({})", cfg_.name, c.remote(), c.peer_fingerprint());
+  if (!backfill()) {
+    ctx_.board.set_state(i_, PeerState::kConnected);
+    ctx_.board.clear_error(i_);
+  }
+  ctx_.lg->info("connected to peer {} at {} ({}{})", cfg_.name, c.remote(), c.peer_fingerprint(),
+                backfill() ? ", backfill lane" : "");
   Link l{c, {}};
   uint64_t next_id = 1;
+  pulled_at_ = {};
   auto last_traffic = std::chrono::steady_clock::now();
   Doorbell& bell = ctx_.store->queue().doorbell();
   while (!ctx_.stop.stopped()) {
@@ -152,16 +159,24 @@ Status Sender::step(Link& l, uint64_t& next_id, bool& worked) {
   worked = true;
   // Hold changes first: they are tiny and protect recordings. Sent with no
   // transfer awaiting its verdict, so their answer is the next frame.
-  auto hold = ctx_.store->holds().next_op(cfg_.name);
-  if (!hold) return hold.status().with_context("hold queue");
-  if (hold->has_value()) {
-    while (!l.awaiting.empty()) RECSYNC_RETURN_IF_ERROR(wait_verdict(l));
-    return send_hold(l.c, **hold, next_id++);
+  if (!backfill()) {
+    auto hold = ctx_.store->holds().next_op(cfg_.name);
+    if (!hold) return hold.status().with_context("hold queue");
+    if (hold->has_value()) {
+      while (!l.awaiting.empty()) RECSYNC_RETURN_IF_ERROR(wait_verdict(l));
+      return send_hold(l.c, **hold, next_id++);
+    }
+  }
+  if (backfill() && l.awaiting.empty()) {
+    RECSYNC_RETURN_IF_ERROR(backfill_step(l, next_id, worked));
+    if (worked) return Status::ok();
+    worked = true;
   }
   if (l.awaiting.size() >= kWindow) return wait_verdict(l);
   // The next entry not already awaiting its verdict.
-  auto batch = ctx_.store->queue().batch(cfg_.name, ctx_.now_ms(), ctx_.opt.live_window.count(),
-                                         l.awaiting.size() + 1);
+  auto batch = ctx_.store->queue().batch(
+      cfg_.name, ctx_.now_ms(), ctx_.opt.live_window.count(), l.awaiting.size() + 1,
+      backfill() ? ReplQueue::Lane::kBackfill : ReplQueue::Lane::kLive);
   if (!batch) return batch.status().with_context("replication queue");
   for (const QueueItem& q : *batch) {
     bool busy = false;
@@ -173,18 +188,48 @@ Status Sender::step(Link& l, uint64_t& next_id, bool& worked) {
   return Status::ok();
 }
 
+Status Sender::backfill_step(Link& l, uint64_t& next_id, bool& worked) {
+  worked = false;
+  if (!ctx_.jobs) return Status::ok();
+  auto w = ctx_.jobs->work_for(cfg_.name);
+  if (!w) return Status::ok();
+  BackfillClient bc(ctx_, l.c, cfg_.name, next_id);
+  const auto now = std::chrono::steady_clock::now();
+  if (w->plan) {
+    worked = true;
+    auto r = bc.plan(w->job, w->dry_run, w->window_start_ms);
+    ctx_.jobs->planned(w->job, cfg_.name, r);
+    if (!r) return r.status();
+    if (w->dry_run) return Status::ok();
+    pulled_at_ = now;
+    return bc.pull(w->job, false);
+  }
+  // After a reconnect, and every few minutes, ask again for what was asked
+  // for and has not come: the peer may have restarted without its queue, or
+  // pruned a recording meanwhile (it then says so).
+  if (w->dry_run ||
+      (pulled_at_ != std::chrono::steady_clock::time_point{} && now - pulled_at_ < kRepullEvery))
+    return Status::ok();
+  worked = true;
+  pulled_at_ = now;
+  return bc.pull(w->job, true);
+}
+
 Status Sender::ping_if_idle(Connection& c, std::chrono::steady_clock::time_point& last_traffic) {
   if (std::chrono::steady_clock::now() - last_traffic < kIdlePing) return Status::ok();
   const uint64_t nonce = static_cast<uint64_t>(steady_ns());
-  const auto t0 = std::chrono::steady_clock::now();
-  RECSYNC_RETURN_IF_ERROR(send_msg(c, FrameType::kPing, peer::PingMsg{nonce}));
+  peer::PingMsg ping{nonce, wall_ns(ctx_.env), 0, 0};
+  RECSYNC_RETURN_IF_ERROR(send_msg(c, FrameType::kPing, ping));
   auto fr = c.recv(kHelloTimeout);
   if (!fr) return fr.status().with_context("waiting for PONG");
+  const int64_t t3 = wall_ns(ctx_.env);
   peer::PingMsg pong;
-  if (fr->type != FrameType::kPong || !peer::decode(fr->payload, &pong) || pong.nonce != nonce)
+  if (fr->type != FrameType::kPong || !peer::decode(fr->payload, &pong) || pong.nonce != nonce ||
+      pong.t0_ns != ping.t0_ns)
     return Status::corrupt("bad PONG");
   last_traffic = std::chrono::steady_clock::now();
-  ctx_.board.set_rtt(i_, std::chrono::duration<double, std::milli>(last_traffic - t0).count());
+  const ClockSample cs = clock_sample(pong.t0_ns, pong.t1_ns, pong.t2_ns, t3);
+  if (!backfill()) ctx_.board.set_clock(i_, cs.offset_ms, cs.rtt_ms);
   return Status::ok();
 }
 
@@ -213,7 +258,7 @@ Status Sender::send_governed(Connection& c, FrameType t, uint64_t id, std::span<
     }
     waiting.reset();
     RECSYNC_RETURN_IF_ERROR(c.send(t, head, data.first(n)));
-    ctx_.board.add_sent(i_, need);
+    ctx_.board.add_sent(i_, backfill(), need);
     data = data.subspan(n);
     if (data.empty()) return Status::ok();
   }
@@ -240,6 +285,10 @@ Status Sender::on_verdict(Link& l, const Frame& fm) {
   l.awaiting.erase(it);
   if (fm.type == FrameType::kAck) {
     RECSYNC_RETURN_IF_ERROR(ctx_.store->queue().done(cfg_.name, a.q.rel, a.q.hash));
+    if (a.q.prio == ReplQueue::kBackfillPrio)
+      RECSYNC_RETURN_IF_ERROR(ctx_.store->backfill().pushed(
+          cfg_.name, a.q.origin_rel.empty() ? a.q.rel : a.q.origin_rel,
+          a.q.origin.empty() ? kLocalOrigin : a.q.origin));
     ctx_.board.acked(i_);
     if (a.t0_ns == 0) {
       ctx_.lg->info("replicated {} to {} (peer already had it)", a.q.rel, cfg_.name);
@@ -253,6 +302,14 @@ Status Sender::on_verdict(Link& l, const Frame& fm) {
   peer::NackMsg nack;
   RECSYNC_RETURN_IF_ERROR(peer::decode(fm.payload, &nack));
   std::string why = std::string(nack_name(nack.code)) + ": " + printable(nack.reason);
+  if (nack.code == peer::NackMsg::kConflict) {
+    // Other content under this identity there: never overwritten, so
+    // offering it again is pointless. Reported, and dropped from the queue.
+    ctx_.lg->error("peer {} holds other content as {}: {}; not sent again", cfg_.name, a.q.rel,
+                   why);
+    ctx_.board.conflict(i_);
+    return ctx_.store->queue().done(cfg_.name, a.q.rel, a.q.hash);
+  }
   ctx_.lg->warn("peer {} did not take {}: {}", cfg_.name, a.q.rel, why);
   defer(a.q, why);
   return Status::ok();
@@ -297,7 +354,8 @@ Status Sender::transfer(Link& l, const QueueItem& q, uint64_t id) {
   (*f)->will_need();
   peer::OfferMsg offer;
   offer.id = id;
-  offer.path = q.rel;
+  offer.path = q.origin_rel.empty() ? q.rel : q.origin_rel;
+  offer.origin = q.origin.empty() ? ctx_.opt.node : q.origin;
   offer.size = q.size;
   offer.mtime_ns = q.mtime_ns;
   if (!hash_to_bytes(q.hash, offer.hash)) {
@@ -308,12 +366,13 @@ Status Sender::transfer(Link& l, const QueueItem& q, uint64_t id) {
   const Priority prio = q.prio == 0 && ctx_.now_ms() - q.enqueued_ms < ctx_.opt.live_window.count()
                             ? Priority::kLive
                             : Priority::kBulk;
-  ctx_.board.begin_transfer(i_, q.rel, q.size);
+  ctx_.board.begin_transfer(i_, backfill(), q.rel, q.size);
   struct EndTransfer {
     PeerBoard& b;
     size_t i;
-    ~EndTransfer() { b.end_transfer(i); }
-  } end_transfer{ctx_.board, i_};
+    bool lane;
+    ~EndTransfer() { b.end_transfer(i, lane); }
+  } end_transfer{ctx_.board, i_, backfill()};
   Awaiting a;
   a.q = q;
   a.t0_ns = steady_ns();
@@ -394,7 +453,7 @@ Status Sender::stream(Link& l, File& f, const QueueItem& q, uint64_t id, bool li
     }
     eof = *n == 0;
     read_total += *n;
-    ctx_.board.transfer_read(i_, read_total);
+    ctx_.board.transfer_read(i_, backfill(), read_total);
     if (literal) {
       RECSYNC_RETURN_IF_ERROR(
           send_governed(l.c, FrameType::kDelta, id, std::span<const uint8_t>(in.data(), *n), prio));
@@ -417,6 +476,11 @@ Status Sender::send_hold(Connection& c, const HoldOp& h, uint64_t id) {
   m.target = h.hold.target;
   m.reason = h.hold.reason.substr(0, peer::kMaxReasonLen);
   m.created_ms = h.hold.created_ms;
+  if (h.hold.is_identity() && hash_to_bytes(h.hold.hash, m.hash)) {
+    m.has_hash = true;
+    m.origin = ctx_.placer.node_of(h.hold.origin);
+    m.origin_rel = h.hold.origin_rel;
+  }
   std::vector<uint8_t> body;
   if (Status s = peer::encode(m, body); !s) {
     ctx_.lg->error("peer {}: hold on '{}' cannot be sent: {}", cfg_.name, h.hold.target,

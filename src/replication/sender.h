@@ -1,6 +1,11 @@
 #pragma once
-// The sender of one peer (SPEC 4.2): connects (TCP + TLS 1.3 client), says
-// HELLO, then sends the peer's hold changes and queue entries: OFFER ->
+// The sender of one lane to one peer (SPEC 4.2, 4.6). Each peer gets two:
+// the live lane sends hold changes and queue entries of prio 0/1, the
+// backfill lane the prio-2 entries (and runs the node's backfill exchanges
+// with that peer, backfill/), each on a link of its own, so a live
+// recording never waits behind a backfill transfer; the governor gives live
+// bytes first. A sender connects (TCP + TLS 1.3 client), says HELLO naming
+// its lane, then sends: OFFER ->
 // SIGNATURE -> DELTA -> ACK. Up to kWindow offers await their verdict at
 // once, so the peer's fsyncs overlap the next transfer. The librsync delta
 // runs on this thread, every frame payload metered by the governor (live
@@ -26,7 +31,8 @@ namespace recsync::replication {
 
 class Sender {
  public:
-  Sender(LinkContext& ctx, size_t peer) : ctx_(ctx), i_(peer), cfg_(ctx.board.config(peer)) {}
+  Sender(LinkContext& ctx, size_t peer, peer::Lane lane)
+      : ctx_(ctx), i_(peer), cfg_(ctx.board.config(peer)), lane_(lane) {}
   ~Sender() { join(); }
   Sender(const Sender&) = delete;
   Sender& operator=(const Sender&) = delete;
@@ -46,6 +52,9 @@ class Sender {
   // One step of a session: a hold change, an offer, or a verdict; false in
   // `worked` when there was nothing to do.
   Status step(Link& l, uint64_t& next_id, bool& worked);
+  // The backfill lane's share of a step: planning with the peer and
+  // requesting pulls for the running job (backfill_jobs.h).
+  Status backfill_step(Link& l, uint64_t& next_id, bool& worked);
   Status ping_if_idle(peer::Connection& c, std::chrono::steady_clock::time_point& last_traffic);
   Status send_governed(peer::Connection& c, peer::FrameType t, uint64_t id,
                        std::span<const uint8_t> data, Priority prio);
@@ -64,12 +73,18 @@ class Sender {
   Status send_hold(peer::Connection& c, const HoldOp& h, uint64_t id);
   void defer(const QueueItem& q, const std::string& why);
 
+  bool backfill() const { return lane_ == peer::Lane::kBackfill; }
+
   LinkContext& ctx_;
   const size_t i_;
   const PeerConfig& cfg_;
+  const peer::Lane lane_;
   std::thread thread_;
   std::mutex mu_;
   std::shared_ptr<peer::Connection> out_;  // the current link, for shutdown()
+  // Backfill lane: pulls of the running job were requested on this link at
+  // this steady time (0: not yet on this link: ask for all again).
+  std::chrono::steady_clock::time_point pulled_at_{};
 };
 
 }  // namespace recsync::replication

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "recsync/units.h"
+#include "replication/backfill_jobs.h"
 #include "replication/receiver.h"
 #include "replication/sender.h"
 
@@ -35,11 +36,18 @@ Result<std::unique_ptr<Service>> Service::create(Env* env, StateStore* store,
     return port.status();
   }
   s->listen_port_ = *port;
-  s->ctx_.reset(
-      new LinkContext{env, store, s->opt_, *s->tls_, s->cancel_, *s->gov_, s->board_, s->stop_});
+  if (!s->opt_.placer) {
+    s->own_placer_ = std::make_unique<Placer>(env, store, s->opt_.archive_root, s->opt_.node);
+    s->opt_.placer = s->own_placer_.get();
+  }
+  s->ctx_.reset(new LinkContext{env, store, s->opt_, *s->tls_, s->cancel_, *s->gov_, s->board_,
+                                *s->opt_.placer, s->stop_});
+  s->jobs_ = std::make_unique<BackfillJobs>(*s->ctx_);
+  s->ctx_->jobs = s->jobs_.get();
   s->receiver_ = std::make_unique<Receiver>(*s->ctx_, *fd);
   for (size_t i = 0; i < s->board_.size(); ++i)
-    s->senders_.push_back(std::make_unique<Sender>(*s->ctx_, i));
+    for (peer::Lane lane : {peer::Lane::kLive, peer::Lane::kBackfill})
+      s->senders_.push_back(std::make_unique<Sender>(*s->ctx_, i, lane));
   store->queue().set_peers(s->peer_names());
   return s;
 }
@@ -64,6 +72,8 @@ void Service::stop() {
   for (auto& s : senders_) s->join();
   receiver_->join();
 }
+
+void Service::tick() { jobs_->tick(); }
 
 std::vector<std::string> Service::peer_names() const {
   std::vector<std::string> n;

@@ -29,6 +29,7 @@ namespace recsync::replication {
 
 class Sender;
 class Receiver;
+class BackfillJobs;
 
 struct ServiceStatus {
   std::string listen;
@@ -57,6 +58,9 @@ class Service {
   void stop();
 
   Governor& governor() { return *gov_; }
+  // Backfill jobs (start, attach, view); tick() every second.
+  BackfillJobs& backfill() { return *jobs_; }
+  void tick();
   std::vector<std::string> peer_names() const;
 
   // A snapshot for status: the board, the queue of each peer (from the
@@ -71,12 +75,14 @@ class Service {
   ServiceOptions opt_;
   std::unique_ptr<peer::TlsContext> tls_;
   peer::Canceller cancel_;
-  std::unique_ptr<Governor> own_gov_;  // when the options give none
+  std::unique_ptr<Governor> own_gov_;   // when the options give none
+  std::unique_ptr<Placer> own_placer_;  // likewise
   Governor* gov_;
   PeerBoard board_;
   StopFlag stop_;
   std::unique_ptr<LinkContext> ctx_;
   uint16_t listen_port_ = 0;
+  std::unique_ptr<BackfillJobs> jobs_;
   std::unique_ptr<Receiver> receiver_;
   std::vector<std::unique_ptr<Sender>> senders_;
   bool started_ = false, stopped_ = false;

@@ -41,6 +41,8 @@ const char* nack_name(uint8_t c) {
       return "hash mismatch";
     case peer::NackMsg::kNoSpace:
       return "no space";
+    case peer::NackMsg::kConflict:
+      return "conflict";
   }
   return "unknown";
 }
@@ -54,6 +56,8 @@ uint8_t nack_code_for(const Status& s) {
       return peer::NackMsg::kRefused;
     case Status::Code::kCorrupt:
       return peer::NackMsg::kHashMismatch;
+    case Status::Code::kConflict:
+      return peer::NackMsg::kConflict;
     default:
       return peer::NackMsg::kRetry;
   }
@@ -69,6 +73,13 @@ std::string printable(std::string_view in) {
   }
   if (in.size() > 300) o += "...";
   return o;
+}
+
+ClockSample clock_sample(int64_t t0, int64_t t1, int64_t t2, int64_t t3) {
+  ClockSample c;
+  c.offset_ms = ((static_cast<double>(t1 - t0) + static_cast<double>(t2 - t3)) / 2) / 1e6;
+  c.rtt_ms = (static_cast<double>(t3 - t0) - static_cast<double>(t2 - t1)) / 1e6;
+  return c;
 }
 
 Status send_nack(peer::Connection& c, uint64_t id, uint8_t code, const std::string& reason) {

@@ -23,11 +23,22 @@ uint8_t nack_code_for(const Status& s);
 // at most 300 bytes.
 std::string printable(std::string_view in);
 
+// The peer's clock offset (its clock minus ours) and the round trip, from
+// one PING/PONG's four wall-clock timestamps (ns): t0 PING sent, t1 PING
+// received by the peer, t2 PONG sent by the peer, t3 PONG received. NTP's
+// formulas; exact when the two directions take equally long.
+struct ClockSample {
+  double offset_ms = 0;
+  double rtt_ms = 0;
+};
+ClockSample clock_sample(int64_t t0, int64_t t1, int64_t t2, int64_t t3);
+
 // Encodes m and sends it as one frame of type t.
+// (encode is found by argument-dependent lookup: peer:: or backfill::.)
 template <typename Msg>
 Status send_msg(peer::Connection& c, peer::FrameType t, const Msg& m) {
   std::vector<uint8_t> body;
-  RECSYNC_RETURN_IF_ERROR(peer::encode(m, body));
+  RECSYNC_RETURN_IF_ERROR(encode(m, body));
   return c.send(t, body);
 }
 inline Status send_id(peer::Connection& c, peer::FrameType t, uint64_t id) {

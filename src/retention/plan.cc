@@ -4,15 +4,6 @@
 #include <ctime>
 
 namespace recsync {
-HoldSet::HoldSet(const std::vector<HoldRow>& holds) {
-  for (const HoldRow& h : holds) targets_.insert(h.target);
-}
-
-bool HoldSet::held(const RecordingRow& r) const {
-  if (targets_.empty()) return false;
-  return targets_.count(r.rel) > 0 || targets_.count(r.name) > 0;
-}
-
 std::string clock_refusal(WallTime now, int64_t newest_rec_time_ms, const RetentionPolicy& p) {
   if (p.keep.count() <= 0) return "retention disabled";
   int64_t now_ms = to_ms(now);

@@ -4,12 +4,12 @@
 // clock (Syncthing's versioner idea). The Pruner only carries out a plan.
 #include <cstdint>
 #include <string>
-#include <unordered_set>
 #include <vector>
 
 #include "recsync/clock.h"
 #include "recsync/env.h"
 #include "recsync/units.h"
+#include "state/holds.h"
 #include "state/rows.h"
 
 namespace recsync {
@@ -17,19 +17,6 @@ namespace recsync {
 struct RetentionPolicy {
   Millis keep{0};             // age past which a recording goes; 0 = retention disabled
   Millis clock_tolerance{0};  // how far in the future the newest recording may be
-};
-
-// The set of hold targets; a recording is held when its rel or its name
-// (recording id) is a target. Immutable after construction.
-class HoldSet {
- public:
-  HoldSet() = default;
-  explicit HoldSet(const std::vector<HoldRow>& holds);
-  bool held(const RecordingRow& r) const;
-  size_t size() const { return targets_.size(); }
-
- private:
-  std::unordered_set<std::string> targets_;
 };
 
 // The earliest wall time accepted as plausible (2020-01-01T00:00:00Z): a node

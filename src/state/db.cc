@@ -100,6 +100,75 @@ CREATE INDEX recordings_name_key ON recordings(name_key);
 PRAGMA user_version = 3;
 )sql";
 
+// Version 4: one identity for each recording across nodes (SPEC 4.2), and
+// the state of backfill (SPEC 4.6) and erasure (SPEC 4.4).
+// - recordings.origin_rel: the path the recording's origin gave it ('' =
+//   rel, the common case); only qualified copies ("x.from-fs2.wav") differ,
+//   so the index on it is partial and costs the other rows nothing.
+// - repl_queue.origin_rel/origin: what an offer names ('' = rel / this node);
+//   prio 2 = backfill.
+// - holds are kept by key: an identity hold ("id:<origin>:<hash>:<path>")
+//   holds one recording on every node; a name hold (key = the target, the
+//   only kind before version 4) holds whatever has that name or path here.
+// - tombstones: erased identities, never sent, pulled or pushed again.
+// - backfill_jobs/peers/items: a backfill's plan and progress, durable.
+constexpr const char* kSchemaV4 = R"sql(
+ALTER TABLE recordings ADD COLUMN origin_rel TEXT NOT NULL DEFAULT '';
+CREATE INDEX recordings_origin_rel ON recordings(origin_rel) WHERE origin_rel <> '';
+ALTER TABLE repl_queue ADD COLUMN origin_rel TEXT NOT NULL DEFAULT '';
+ALTER TABLE repl_queue ADD COLUMN origin TEXT NOT NULL DEFAULT '';
+ALTER TABLE holds RENAME TO holds_v3;
+CREATE TABLE holds(
+  key TEXT PRIMARY KEY,
+  target TEXT NOT NULL,
+  origin TEXT NOT NULL DEFAULT '',
+  origin_rel TEXT NOT NULL DEFAULT '',
+  hash TEXT NOT NULL DEFAULT '',
+  reason TEXT NOT NULL,
+  created_ms INTEGER NOT NULL) WITHOUT ROWID;
+INSERT INTO holds(key, target, reason, created_ms)
+  SELECT target, target, reason, created_ms FROM holds_v3;
+DROP TABLE holds_v3;
+ALTER TABLE hold_queue ADD COLUMN origin TEXT NOT NULL DEFAULT '';
+ALTER TABLE hold_queue ADD COLUMN origin_rel TEXT NOT NULL DEFAULT '';
+ALTER TABLE hold_queue ADD COLUMN hash TEXT NOT NULL DEFAULT '';
+CREATE TABLE tombstones(
+  origin_rel TEXT NOT NULL,
+  origin TEXT NOT NULL,
+  hash TEXT NOT NULL,
+  erased_ms INTEGER NOT NULL,
+  reason TEXT NOT NULL,
+  PRIMARY KEY(origin_rel, origin)) WITHOUT ROWID;
+CREATE TABLE backfill_jobs(
+  id INTEGER PRIMARY KEY,
+  state TEXT NOT NULL,
+  dry_run INTEGER NOT NULL,
+  window_start_ms INTEGER NOT NULL,
+  created_ms INTEGER NOT NULL,
+  finished_ms INTEGER NOT NULL DEFAULT 0,
+  error TEXT NOT NULL DEFAULT '');
+CREATE TABLE backfill_peers(
+  job INTEGER NOT NULL,
+  peer TEXT NOT NULL,
+  state TEXT NOT NULL,
+  summary TEXT NOT NULL DEFAULT '',
+  error TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY(job, peer)) WITHOUT ROWID;
+CREATE TABLE backfill_items(
+  origin_rel TEXT NOT NULL,
+  origin TEXT NOT NULL,
+  dir INTEGER NOT NULL,
+  job INTEGER NOT NULL,
+  peer TEXT NOT NULL,
+  rel TEXT NOT NULL DEFAULT '',
+  hash TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  state INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY(origin_rel, origin, dir, job)) WITHOUT ROWID;
+CREATE INDEX backfill_items_progress ON backfill_items(job, dir, state, peer, size);
+PRAGMA user_version = 4;
+)sql";
+
 // recsync_name_key(name) in SQL: the v3 migration fills name_key with it.
 void sql_name_key(sqlite3_context* ctx, int, sqlite3_value** argv) {
   const unsigned char* p = sqlite3_value_text(argv[0]);
@@ -174,6 +243,7 @@ Status Db::exec(const Lock&, const char* sql) {
 }
 
 int64_t Db::changes(const Lock&) const { return sqlite3_changes64(db_.get()); }
+int64_t Db::last_insert_id(const Lock&) const { return sqlite3_last_insert_rowid(db_.get()); }
 
 Result<sqlite3_stmt*> Db::stmt(const Lock&, const char* sql) {
   auto it = stmts_.find(sql);
@@ -254,6 +324,7 @@ Status Db::init_schema(const Lock& l, bool verify) {
   if (version < 1) RECSYNC_RETURN_IF_ERROR(exec(l, kSchemaV1));
   if (version < 2) RECSYNC_RETURN_IF_ERROR(exec(l, kSchemaV2));
   if (version < 3) RECSYNC_RETURN_IF_ERROR(exec(l, kSchemaV3));
+  if (version < 4) RECSYNC_RETURN_IF_ERROR(exec(l, kSchemaV4));
   return t.commit();
 }
 

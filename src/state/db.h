@@ -34,7 +34,7 @@ namespace recsync {
 
 class Db {
  public:
-  static constexpr int kSchemaVersion = 3;
+  static constexpr int kSchemaVersion = 4;
 
   // Opens (creating if absent) the database at path and, with verify, checks
   // it (PRAGMA quick_check: reads the whole file, seconds for a
@@ -87,8 +87,9 @@ class Db {
   Status exec(const Lock&, const char* sql);
   // A Status for SQLite result code rc, naming the database and `what`.
   Status error(int rc, const std::string& what) const;
-  // Rows changed by the last statement.
+  // Rows changed by the last statement; the rowid of the last insert.
   int64_t changes(const Lock&) const;
+  int64_t last_insert_id(const Lock&) const;
 
   // Small key/value metadata (meta table).
   Result<std::optional<std::string>> get_meta(const std::string& key);

@@ -10,19 +10,52 @@ using sql::bind_text;
 using sql::column_text;
 using sql::Use;
 
-Status Holds::add_copied(const HoldRow& h) {
-  Db::Lock l(*db_);
-  return add_locked(l, h);
+namespace {
+
+constexpr const char* kHoldColumns = "target, reason, created_ms, origin, origin_rel, hash";
+
+HoldRow read_hold(sqlite3_stmt* s, int first) {
+  HoldRow h;
+  h.target = column_text(s, first);
+  h.reason = column_text(s, first + 1);
+  h.created_ms = sqlite3_column_int64(s, first + 2);
+  h.origin = column_text(s, first + 3);
+  h.origin_rel = column_text(s, first + 4);
+  h.hash = column_text(s, first + 5);
+  return h;
+}
+
+}  // namespace
+
+HoldSet::HoldSet(const std::vector<HoldRow>& holds) {
+  for (const HoldRow& h : holds) (h.is_identity() ? identities_ : targets_).insert(h.key());
+}
+
+bool HoldSet::held(const RecordingRow& r) const {
+  if (!targets_.empty() && (targets_.count(r.rel) > 0 || targets_.count(r.name) > 0 ||
+                            targets_.count(r.identity_rel()) > 0))
+    return true;
+  if (identities_.empty() || r.hash.empty()) return false;
+  HoldRow as_hold;
+  as_hold.origin = r.origin;
+  as_hold.origin_rel = r.identity_rel();
+  as_hold.hash = r.hash;
+  return identities_.count(as_hold.key()) > 0;
 }
 
 Status Holds::add_locked(const Db::Lock& l, const HoldRow& h) {
-  auto s =
-      db_->stmt(l, "INSERT OR REPLACE INTO holds(target, reason, created_ms) VALUES (?1, ?2, ?3)");
+  auto s = db_->stmt(l,
+                     "INSERT OR REPLACE INTO holds(key, target, reason, created_ms, origin, "
+                     "origin_rel, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
   if (!s) return s.status();
   Use u(*s);
-  bind_text(u.get(), 1, h.target);
-  bind_text(u.get(), 2, h.reason);
-  sqlite3_bind_int64(u.get(), 3, h.created_ms);
+  bind_text(u.get(), 1, h.key());
+  bind_text(u.get(), 2, h.target);
+  bind_text(u.get(), 3, h.reason);
+  sqlite3_bind_int64(u.get(), 4, h.created_ms);
+  bind_text(u.get(), 5, h.origin);
+  bind_text(u.get(), 6, h.origin_rel);
+  bind_text(u.get(), 7, h.hash);
   int rc = sqlite3_step(u.get());
   if (rc != SQLITE_DONE) return db_->error(rc, "add hold " + h.target);
   return Status::ok();
@@ -30,9 +63,9 @@ Status Holds::add_locked(const Db::Lock& l, const HoldRow& h) {
 
 Status Holds::queue_op_locked(const Db::Lock& l, const std::vector<std::string>& peers, int op,
                               const HoldRow& h) {
-  auto s = db_->stmt(
-      l,
-      "INSERT INTO hold_queue(peer, op, target, reason, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)");
+  auto s = db_->stmt(l,
+                     "INSERT INTO hold_queue(peer, op, target, reason, created_ms, origin, "
+                     "origin_rel, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
   if (!s) return s.status();
   for (const std::string& peer : peers) {
     Use u(*s);
@@ -41,50 +74,100 @@ Status Holds::queue_op_locked(const Db::Lock& l, const std::vector<std::string>&
     bind_text(u.get(), 3, h.target);
     bind_text(u.get(), 4, h.reason);
     sqlite3_bind_int64(u.get(), 5, h.created_ms);
+    bind_text(u.get(), 6, h.origin);
+    bind_text(u.get(), 7, h.origin_rel);
+    bind_text(u.get(), 8, h.hash);
     int rc = sqlite3_step(u.get());
     if (rc != SQLITE_DONE) return db_->error(rc, "queue hold for " + peer);
   }
   return Status::ok();
 }
 
-Status Holds::add(const HoldRow& h) {
+Status Holds::add(const std::vector<HoldRow>& holds) {
   const std::vector<std::string> peers = queue_->peers();
   {
     Db::Lock l(*db_);
     Db::Txn t(*db_, l);
     RECSYNC_RETURN_IF_ERROR(t.begin());
-    RECSYNC_RETURN_IF_ERROR(add_locked(l, h));
-    RECSYNC_RETURN_IF_ERROR(queue_op_locked(l, peers, HoldOp::kAdd, h));
+    for (const HoldRow& h : holds) {
+      RECSYNC_RETURN_IF_ERROR(add_locked(l, h));
+      RECSYNC_RETURN_IF_ERROR(queue_op_locked(l, peers, HoldOp::kAdd, h));
+    }
     RECSYNC_RETURN_IF_ERROR(t.commit());
   }
-  if (!peers.empty()) queue_->doorbell().ring();
+  if (!peers.empty() && !holds.empty()) queue_->doorbell().ring();
   return Status::ok();
 }
 
-Result<bool> Holds::release(const std::string& target) {
+Result<std::vector<HoldRow>> Holds::release_locked(const Db::Lock& l, const std::string& what) {
+  std::vector<HoldRow> gone;
+  {
+    auto s = db_->stmt(l,
+                       "SELECT target, reason, created_ms, origin, origin_rel, hash FROM holds "
+                       "WHERE key = ?1 OR target = ?1");
+    if (!s) return s.status();
+    Use u(*s);
+    bind_text(u.get(), 1, what);
+    int rc;
+    while ((rc = sqlite3_step(u.get())) == SQLITE_ROW) gone.push_back(read_hold(u.get(), 0));
+    if (rc != SQLITE_DONE) return db_->error(rc, "find hold " + what);
+  }
+  auto s = db_->stmt(l, "DELETE FROM holds WHERE key = ?1 OR target = ?1");
+  if (!s) return s.status();
+  Use u(*s);
+  bind_text(u.get(), 1, what);
+  int rc = sqlite3_step(u.get());
+  if (rc != SQLITE_DONE) return db_->error(rc, "release hold " + what);
+  return gone;
+}
+
+Result<size_t> Holds::release(const std::string& what) {
   const std::vector<std::string> peers = queue_->peers();
-  bool had = false;
+  size_t n = 0;
   {
     Db::Lock l(*db_);
     Db::Txn t(*db_, l);
     RECSYNC_RETURN_IF_ERROR(t.begin());
-    auto r = release_locked(l, target);
-    if (!r) return r.status();
-    had = *r;
-    HoldRow h;
-    h.target = target;
-    if (had) RECSYNC_RETURN_IF_ERROR(queue_op_locked(l, peers, HoldOp::kRelease, h));
+    auto gone = release_locked(l, what);
+    if (!gone) return gone.status();
+    n = gone->size();
+    for (HoldRow h : *gone) {
+      h.reason.clear();
+      h.created_ms = 0;
+      RECSYNC_RETURN_IF_ERROR(queue_op_locked(l, peers, HoldOp::kRelease, h));
+    }
     RECSYNC_RETURN_IF_ERROR(t.commit());
   }
-  if (had && !peers.empty()) queue_->doorbell().ring();
-  return had;
+  if (n > 0 && !peers.empty()) queue_->doorbell().ring();
+  return n;
+}
+
+Status Holds::copy_to(const std::string& peer, const HoldRow& h) {
+  {
+    Db::Lock l(*db_);
+    RECSYNC_RETURN_IF_ERROR(queue_op_locked(l, {peer}, HoldOp::kAdd, h));
+  }
+  queue_->doorbell().ring();
+  return Status::ok();
+}
+
+Status Holds::add_copied(const HoldRow& h) {
+  Db::Lock l(*db_);
+  return add_locked(l, h);
+}
+
+Result<size_t> Holds::release_copied(const std::string& what) {
+  Db::Lock l(*db_);
+  auto gone = release_locked(l, what);
+  if (!gone) return gone.status();
+  return gone->size();
 }
 
 Result<std::optional<HoldOp>> Holds::next_op(const std::string& peer) {
   Db::Lock l(*db_);
   auto s = db_->stmt(l,
-                     "SELECT seq, op, target, reason, created_ms FROM hold_queue WHERE peer = ?1 "
-                     "ORDER BY seq LIMIT 1");
+                     "SELECT seq, op, target, reason, created_ms, origin, origin_rel, hash FROM "
+                     "hold_queue WHERE peer = ?1 ORDER BY seq LIMIT 1");
   if (!s) return s.status();
   Use u(*s);
   bind_text(u.get(), 1, peer);
@@ -94,9 +177,7 @@ Result<std::optional<HoldOp>> Holds::next_op(const std::string& peer) {
   HoldOp o;
   o.seq = sqlite3_column_int64(u.get(), 0);
   o.op = static_cast<int>(sqlite3_column_int64(u.get(), 1));
-  o.hold.target = column_text(u.get(), 2);
-  o.hold.reason = column_text(u.get(), 3);
-  o.hold.created_ms = sqlite3_column_int64(u.get(), 4);
+  o.hold = read_hold(u.get(), 2);
   return std::optional<HoldOp>(std::move(o));
 }
 
@@ -111,35 +192,16 @@ Status Holds::op_done(int64_t seq) {
   return Status::ok();
 }
 
-Result<bool> Holds::release_copied(const std::string& target) {
-  Db::Lock l(*db_);
-  return release_locked(l, target);
-}
-
-Result<bool> Holds::release_locked(const Db::Lock& l, const std::string& target) {
-  auto s = db_->stmt(l, "DELETE FROM holds WHERE target = ?1");
-  if (!s) return s.status();
-  Use u(*s);
-  bind_text(u.get(), 1, target);
-  int rc = sqlite3_step(u.get());
-  if (rc != SQLITE_DONE) return db_->error(rc, "release hold " + target);
-  return db_->changes(l) > 0;
-}
-
 Result<std::vector<HoldRow>> Holds::list() {
   Db::Lock l(*db_);
-  auto s = db_->stmt(l, "SELECT target, reason, created_ms FROM holds ORDER BY target");
+  auto s = db_->stmt(l,
+                     "SELECT target, reason, created_ms, origin, origin_rel, hash FROM holds "
+                     "ORDER BY target, key");
   if (!s) return s.status();
   Use u(*s);
   std::vector<HoldRow> out;
   int rc;
-  while ((rc = sqlite3_step(u.get())) == SQLITE_ROW) {
-    HoldRow h;
-    h.target = column_text(u.get(), 0);
-    h.reason = column_text(u.get(), 1);
-    h.created_ms = sqlite3_column_int64(u.get(), 2);
-    out.push_back(std::move(h));
-  }
+  while ((rc = sqlite3_step(u.get())) == SQLITE_ROW) out.push_back(read_hold(u.get(), 0));
   if (rc != SQLITE_DONE) return db_->error(rc, "list holds");
   return out;
 }

@@ -44,10 +44,11 @@ RecordingRow read_row(sqlite3_stmt* s) {
   r.rec_time_ms = sqlite3_column_int64(s, 5);
   r.archived_at_ms = sqlite3_column_int64(s, 6);
   r.origin = column_text(s, 7);
+  r.origin_rel = column_text(s, 8);
   return r;
 }
 
-// The nine columns an upsert writes, in the order both upserts list them.
+// The ten columns an upsert writes, in the order both upserts list them.
 void bind_row(sqlite3_stmt* s, const RecordingRow& r, int64_t gen) {
   bind_text(s, 1, r.rel);
   bind_text(s, 2, r.name);
@@ -58,6 +59,7 @@ void bind_row(sqlite3_stmt* s, const RecordingRow& r, int64_t gen) {
   bind_text(s, 7, r.origin);
   sqlite3_bind_int64(s, 8, gen);
   sqlite3_bind_int64(s, 9, name_key(r.name));
+  bind_text(s, 10, r.origin_rel == r.rel ? std::string() : r.origin_rel);
 }
 
 }  // namespace
@@ -79,11 +81,11 @@ Status Recordings::upsert_locked(const Db::Lock& l, const RecordingRow& r) {
   auto s = db_->stmt(
       l,
       "INSERT INTO recordings(rel, name, size, hash, rec_time_ms, archived_at_ms, origin, gen, "
-      "name_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(rel) DO UPDATE SET "
-      "name = excluded.name, name_key = excluded.name_key, size = excluded.size, "
+      "name_key, origin_rel) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT(rel) "
+      "DO UPDATE SET name = excluded.name, name_key = excluded.name_key, size = excluded.size, "
       "hash = excluded.hash, "
       "rec_time_ms = excluded.rec_time_ms, archived_at_ms = excluded.archived_at_ms, "
-      "origin = excluded.origin, gen = excluded.gen");
+      "origin = excluded.origin, gen = excluded.gen, origin_rel = excluded.origin_rel");
   if (!s) return s.status();
   Use u(*s);
   bind_row(u.get(), r, scan_gen_);
@@ -120,9 +122,10 @@ Status Recordings::remove_many(const std::vector<std::string>& rels) {
 
 Result<std::optional<RecordingRow>> Recordings::get(const std::string& rel) {
   Db::Lock l(*db_);
-  auto s = db_->stmt(l,
-                     "SELECT id, rel, name, size, hash, rec_time_ms, archived_at_ms, origin "
-                     "FROM recordings WHERE rel = ?1");
+  auto s =
+      db_->stmt(l,
+                "SELECT id, rel, name, size, hash, rec_time_ms, archived_at_ms, origin, origin_rel "
+                "FROM recordings WHERE rel = ?1");
   if (!s) return s.status();
   Use u(*s);
   bind_text(u.get(), 1, rel);
@@ -134,9 +137,11 @@ Result<std::optional<RecordingRow>> Recordings::get(const std::string& rel) {
 
 Result<std::vector<RecordingRow>> Recordings::find(const std::string& id_or_rel) {
   Db::Lock l(*db_);
-  auto s = db_->stmt(l,
-                     "SELECT id, rel, name, size, hash, rec_time_ms, archived_at_ms, origin "
-                     "FROM recordings WHERE (name_key = ?2 AND name = ?1) OR rel = ?1 ORDER BY id");
+  auto s =
+      db_->stmt(l,
+                "SELECT id, rel, name, size, hash, rec_time_ms, archived_at_ms, origin, origin_rel "
+                "FROM recordings WHERE (name_key = ?2 AND name = ?1) OR rel = ?1 OR "
+                "(origin_rel = ?1 AND origin_rel <> '') ORDER BY id");
   if (!s) return s.status();
   Use u(*s);
   bind_text(u.get(), 1, id_or_rel);
@@ -151,10 +156,11 @@ Result<std::vector<RecordingRow>> Recordings::find(const std::string& id_or_rel)
 Result<std::vector<RecordingRow>> Recordings::older_than(int64_t cutoff_ms, int64_t after_time_ms,
                                                          int64_t after_id, size_t limit) {
   Db::Lock l(*db_);
-  auto s = db_->stmt(l,
-                     "SELECT id, rel, name, size, hash, rec_time_ms, archived_at_ms, origin "
-                     "FROM recordings WHERE rec_time_ms < ?1 AND (rec_time_ms, id) > (?2, ?3) "
-                     "ORDER BY rec_time_ms, id LIMIT ?4");
+  auto s =
+      db_->stmt(l,
+                "SELECT id, rel, name, size, hash, rec_time_ms, archived_at_ms, origin, origin_rel "
+                "FROM recordings WHERE rec_time_ms < ?1 AND (rec_time_ms, id) > (?2, ?3) "
+                "ORDER BY rec_time_ms, id LIMIT ?4");
   if (!s) return s.status();
   Use u(*s);
   sqlite3_bind_int64(u.get(), 1, cutoff_ms);
@@ -166,6 +172,81 @@ Result<std::vector<RecordingRow>> Recordings::older_than(int64_t cutoff_ms, int6
   while ((rc = sqlite3_step(u.get())) == SQLITE_ROW) out.push_back(read_row(u.get()));
   if (rc != SQLITE_DONE) return db_->error(rc, "older_than");
   return out;
+}
+
+Status Recordings::for_each_in_time(int64_t t0, int64_t t1,
+                                    const std::function<Status(const RecordingRow&)>& fn) {
+  int64_t after_time = t0 == kFirstTime ? kFirstTime : t0 - 1, after_id = INT64_MAX;
+  if (t0 == kFirstTime) after_id = 0;
+  while (true) {
+    std::vector<RecordingRow> page;
+    {
+      Db::Lock l(*db_);
+      auto s = db_->stmt(l,
+                         "SELECT id, rel, name, size, hash, rec_time_ms, archived_at_ms, origin, "
+                         "origin_rel FROM recordings WHERE rec_time_ms < ?1 AND (rec_time_ms, id) "
+                         "> (?2, ?3) ORDER BY rec_time_ms, id LIMIT 2000");
+      if (!s) return s.status();
+      Use u(*s);
+      sqlite3_bind_int64(u.get(), 1, t1);
+      sqlite3_bind_int64(u.get(), 2, after_time);
+      sqlite3_bind_int64(u.get(), 3, after_id);
+      int rc;
+      while ((rc = sqlite3_step(u.get())) == SQLITE_ROW) page.push_back(read_row(u.get()));
+      if (rc != SQLITE_DONE) return db_->error(rc, "scan by time");
+    }
+    if (page.empty()) return Status::ok();
+    after_time = page.back().rec_time_ms;
+    after_id = page.back().id;
+    for (const RecordingRow& r : page) RECSYNC_RETURN_IF_ERROR(fn(r));
+    if (page.size() < 2000) return Status::ok();
+  }
+}
+
+Result<std::vector<RecordingRow>> Recordings::identity_page(int64_t t0, int64_t t1,
+                                                            const std::string& self,
+                                                            const std::string& after_path,
+                                                            const std::string& after_origin,
+                                                            size_t limit, bool inside) {
+  Db::Lock l(*db_);
+  auto s = db_->stmt(
+      l,
+      "SELECT id, rel, name, size, hash, rec_time_ms, archived_at_ms, origin, origin_rel, "
+      "CASE WHEN origin_rel = '' THEN rel ELSE origin_rel END AS ipath, "
+      "CASE WHEN origin = 'local' THEN ?3 ELSE origin END AS inode "
+      "FROM recordings WHERE (rec_time_ms >= ?1 AND rec_time_ms < ?2) = ?7 AND "
+      "(ipath, inode) > (?4, ?5) ORDER BY ipath, inode LIMIT ?6");
+  if (!s) return s.status();
+  Use u(*s);
+  sqlite3_bind_int64(u.get(), 1, t0);
+  sqlite3_bind_int64(u.get(), 2, t1);
+  bind_text(u.get(), 3, self);
+  bind_text(u.get(), 4, after_path);
+  bind_text(u.get(), 5, after_origin);
+  sqlite3_bind_int64(u.get(), 6, static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)));
+  sqlite3_bind_int64(u.get(), 7, inside ? 1 : 0);
+  std::vector<RecordingRow> out;
+  int rc;
+  while ((rc = sqlite3_step(u.get())) == SQLITE_ROW) out.push_back(read_row(u.get()));
+  if (rc != SQLITE_DONE) return db_->error(rc, "identity page");
+  return out;
+}
+
+Result<std::optional<RecordingRow>> Recordings::find_identity(const std::string& origin_rel,
+                                                              const std::string& origin) {
+  Db::Lock l(*db_);
+  auto s = db_->stmt(l,
+                     "SELECT id, rel, name, size, hash, rec_time_ms, archived_at_ms, origin, "
+                     "origin_rel FROM recordings WHERE ((rel = ?1 AND origin_rel = '') OR "
+                     "(origin_rel = ?1 AND origin_rel <> '')) AND origin = ?2 LIMIT 1");
+  if (!s) return s.status();
+  Use u(*s);
+  bind_text(u.get(), 1, origin_rel);
+  bind_text(u.get(), 2, origin);
+  int rc = sqlite3_step(u.get());
+  if (rc == SQLITE_DONE) return std::optional<RecordingRow>();
+  if (rc != SQLITE_ROW) return db_->error(rc, "find identity " + origin_rel);
+  return std::optional<RecordingRow>(read_row(u.get()));
 }
 
 Result<StoreStats> Recordings::stats() {
@@ -217,7 +298,8 @@ Status Recordings::scan_seen(const std::vector<RecordingRow>& batch, int64_t gen
   auto s = db_->stmt(
       l,
       "INSERT INTO recordings(rel, name, size, hash, rec_time_ms, archived_at_ms, origin, gen, "
-      "name_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(rel) DO UPDATE SET "
+      "name_key, origin_rel) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT(rel) "
+      "DO UPDATE SET "
       "name = excluded.name, name_key = excluded.name_key, size = excluded.size, "
       "hash = CASE WHEN size = excluded.size AND rec_time_ms = excluded.rec_time_ms "
       "AND hash <> '' THEN hash ELSE excluded.hash END, "

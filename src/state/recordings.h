@@ -9,6 +9,7 @@
 // forms are for callers that hold it inside a wider transaction (the
 // replication queue records and queues a recording in one).
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <optional>
 #include <string>
@@ -56,6 +57,22 @@ class Recordings {
   // deleted between calls do not disturb the walk.
   Result<std::vector<RecordingRow>> older_than(int64_t cutoff_ms, int64_t after_time_ms,
                                                int64_t after_id, size_t limit);
+  // Every row with t0 <= rec_time_ms < t1, in (rec_time_ms, id) order, read
+  // in pages (the lock is not held across calls of fn).
+  Status for_each_in_time(int64_t t0, int64_t t1,
+                          const std::function<Status(const RecordingRow&)>& fn);
+  // Rows with t0 <= rec_time_ms < t1 ordered by identity (origin path, then
+  // origin with kLocalOrigin read as `self`), strictly after (after_path,
+  // after_origin), at most limit: a manifest, page by page (backfill).
+  // inside = false: the rows OUTSIDE [t0, t1) instead.
+  Result<std::vector<RecordingRow>> identity_page(int64_t t0, int64_t t1, const std::string& self,
+                                                  const std::string& after_path,
+                                                  const std::string& after_origin, size_t limit,
+                                                  bool inside = true);
+  // The row of the recording (origin_rel, origin as stored) wherever the
+  // placement rule put it: at origin_rel, or at a qualified path.
+  Result<std::optional<RecordingRow>> find_identity(const std::string& origin_rel,
+                                                    const std::string& origin);
   // Counts and byte totals are kept by triggers, times come from the
   // (rec_time_ms, id) index: answers in well under a millisecond at any size.
   Result<StoreStats> stats();

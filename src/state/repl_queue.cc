@@ -28,7 +28,7 @@ Status ReplQueue::record(const RecordingRow& r, int64_t mtime_ns) {
     Db::Txn t(*db_, l);
     RECSYNC_RETURN_IF_ERROR(t.begin());
     RECSYNC_RETURN_IF_ERROR(recordings_->upsert_locked(l, r));
-    RECSYNC_RETURN_IF_ERROR(enqueue_locked(l, r, to, mtime_ns));
+    RECSYNC_RETURN_IF_ERROR(enqueue_locked(l, r, to, mtime_ns, 0));
     RECSYNC_RETURN_IF_ERROR(t.commit());
   }
   bell_.ring();
@@ -36,15 +36,18 @@ Status ReplQueue::record(const RecordingRow& r, int64_t mtime_ns) {
 }
 
 Status ReplQueue::enqueue_locked(const Db::Lock& l, const RecordingRow& r,
-                                 const std::vector<std::string>& peers, int64_t mtime_ns) {
+                                 const std::vector<std::string>& peers, int64_t mtime_ns,
+                                 int prio) {
   // A row already queued for this path keeps its place unless the content
   // differs (then it is a new transfer).
-  auto s = db_->stmt(l,
-                     "INSERT INTO repl_queue(peer, rel, size, hash, mtime_ns, enqueued_ms) "
-                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(peer, rel) DO UPDATE SET "
-                     "size = excluded.size, hash = excluded.hash, mtime_ns = excluded.mtime_ns, "
-                     "enqueued_ms = excluded.enqueued_ms, prio = 0, attempts = 0, next_try_ms = 0, "
-                     "last_error = '' WHERE repl_queue.hash <> excluded.hash");
+  auto s = db_->stmt(
+      l,
+      "INSERT INTO repl_queue(peer, rel, size, hash, mtime_ns, enqueued_ms, origin_rel, origin, "
+      "prio) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(peer, rel) DO UPDATE SET "
+      "size = excluded.size, hash = excluded.hash, mtime_ns = excluded.mtime_ns, "
+      "enqueued_ms = excluded.enqueued_ms, prio = excluded.prio, attempts = 0, next_try_ms = 0, "
+      "last_error = '', origin_rel = excluded.origin_rel, origin = excluded.origin "
+      "WHERE repl_queue.hash <> excluded.hash");
   if (!s) return s.status();
   for (const std::string& peer : peers) {
     Use u(*s);
@@ -54,10 +57,33 @@ Status ReplQueue::enqueue_locked(const Db::Lock& l, const RecordingRow& r,
     bind_text(u.get(), 4, r.hash);
     sqlite3_bind_int64(u.get(), 5, mtime_ns);
     sqlite3_bind_int64(u.get(), 6, r.archived_at_ms);
+    bind_text(u.get(), 7, r.origin_rel == r.rel ? std::string() : r.origin_rel);
+    bind_text(u.get(), 8, r.origin == kLocalOrigin ? std::string() : r.origin);
+    sqlite3_bind_int64(u.get(), 9, prio);
     int rc = sqlite3_step(u.get());
     if (rc != SQLITE_DONE) return db_->error(rc, "enqueue " + r.rel + " for " + peer);
   }
   return Status::ok();
+}
+
+Status ReplQueue::move_recording(const std::string& from_rel, const std::string& to_rel) {
+  Db::Lock l(*db_);
+  Db::Txn t(*db_, l);
+  RECSYNC_RETURN_IF_ERROR(t.begin());
+  for (const char* sql :
+       {"UPDATE recordings SET rel = ?2, origin_rel = CASE WHEN origin_rel = '' THEN ?1 ELSE "
+        "origin_rel END WHERE rel = ?1",
+        "UPDATE repl_queue SET rel = ?2, origin_rel = CASE WHEN origin_rel = '' THEN ?1 ELSE "
+        "origin_rel END WHERE rel = ?1"}) {
+    auto s = db_->stmt(l, sql);
+    if (!s) return s.status();
+    Use u(*s);
+    bind_text(u.get(), 1, from_rel);
+    bind_text(u.get(), 2, to_rel);
+    int rc = sqlite3_step(u.get());
+    if (rc != SQLITE_DONE) return db_->error(rc, "move " + from_rel + " -> " + to_rel);
+  }
+  return t.commit();
 }
 
 namespace {
@@ -73,20 +99,22 @@ QueueItem read_queue_item(sqlite3_stmt* s) {
   q.attempts = static_cast<int>(sqlite3_column_int64(s, 7));
   q.next_try_ms = sqlite3_column_int64(s, 8);
   q.last_error = column_text(s, 9);
+  q.origin_rel = column_text(s, 10);
+  q.origin = column_text(s, 11);
   return q;
 }
 }  // namespace
 
 Result<std::optional<QueueItem>> ReplQueue::next(const std::string& peer, int64_t now_ms,
                                                  int64_t live_window_ms) {
-  auto b = batch(peer, now_ms, live_window_ms, 1);
+  auto b = batch(peer, now_ms, live_window_ms, 1, Lane::kLive);
   if (!b) return b.status();
   if (b->empty()) return std::optional<QueueItem>();
   return std::optional<QueueItem>(std::move(b->front()));
 }
 
 Result<std::vector<QueueItem>> ReplQueue::batch(const std::string& peer, int64_t now_ms,
-                                                int64_t live_window_ms, size_t limit) {
+                                                int64_t live_window_ms, size_t limit, Lane lane) {
   Db::Lock l(*db_);
   std::vector<QueueItem> out;
   // Fresh live entries first (oldest of them first), so a backlog left by a
@@ -95,7 +123,8 @@ Result<std::vector<QueueItem>> ReplQueue::batch(const std::string& peer, int64_t
   auto fresh =
       db_->stmt(l,
                 "SELECT peer, rel, size, hash, mtime_ns, enqueued_ms, prio, attempts, next_try_ms, "
-                "last_error FROM repl_queue WHERE peer = ?1 AND prio = 0 AND enqueued_ms >= ?2 "
+                "last_error, origin_rel, origin FROM repl_queue WHERE peer = ?1 AND prio = 0 AND "
+                "enqueued_ms >= ?2 AND ?4 = 0 "
                 "ORDER BY enqueued_ms LIMIT ?3");
   if (!fresh) return fresh.status();
   {
@@ -103,6 +132,7 @@ Result<std::vector<QueueItem>> ReplQueue::batch(const std::string& peer, int64_t
     bind_text(u.get(), 1, peer);
     sqlite3_bind_int64(u.get(), 2, now_ms - live_window_ms);
     sqlite3_bind_int64(u.get(), 3, static_cast<int64_t>(limit));
+    sqlite3_bind_int64(u.get(), 4, lane == Lane::kBackfill);
     int rc;
     while ((rc = sqlite3_step(u.get())) == SQLITE_ROW) out.push_back(read_queue_item(u.get()));
     if (rc != SQLITE_DONE) return db_->error(rc, "queue_batch");
@@ -111,14 +141,16 @@ Result<std::vector<QueueItem>> ReplQueue::batch(const std::string& peer, int64_t
   auto any =
       db_->stmt(l,
                 "SELECT peer, rel, size, hash, mtime_ns, enqueued_ms, prio, attempts, next_try_ms, "
-                "last_error FROM repl_queue WHERE peer = ?1 AND next_try_ms <= ?2 "
-                "ORDER BY prio, enqueued_ms LIMIT ?3");
+                "last_error, origin_rel, origin FROM repl_queue WHERE peer = ?1 AND "
+                "next_try_ms <= ?2 AND prio BETWEEN ?4 AND ?5 ORDER BY prio, enqueued_ms LIMIT ?3");
   if (!any) return any.status();
   Use u(*any);
   bind_text(u.get(), 1, peer);
   sqlite3_bind_int64(u.get(), 2, now_ms);
   // Fresh ones may come again in this walk: ask for enough to fill up.
   sqlite3_bind_int64(u.get(), 3, static_cast<int64_t>(limit + out.size()));
+  sqlite3_bind_int64(u.get(), 4, lane == Lane::kBackfill ? kBackfillPrio : 0);
+  sqlite3_bind_int64(u.get(), 5, lane == Lane::kBackfill ? kBackfillPrio : kBackfillPrio - 1);
   const size_t n_fresh = out.size();
   int rc = SQLITE_DONE;
   while (out.size() < limit && (rc = sqlite3_step(u.get())) == SQLITE_ROW) {
@@ -147,9 +179,10 @@ Status ReplQueue::done(const std::string& peer, const std::string& rel, const st
 Status ReplQueue::defer(const std::string& peer, const std::string& rel, int64_t next_try_ms,
                         const std::string& error_text) {
   Db::Lock l(*db_);
-  auto s = db_->stmt(l,
-                     "UPDATE repl_queue SET prio = 1, attempts = attempts + 1, next_try_ms = ?3, "
-                     "last_error = ?4 WHERE peer = ?1 AND rel = ?2");
+  auto s = db_->stmt(
+      l,
+      "UPDATE repl_queue SET prio = MAX(prio, 1), attempts = attempts + 1, next_try_ms = ?3, "
+      "last_error = ?4 WHERE peer = ?1 AND rel = ?2");
   if (!s) return s.status();
   Use u(*s);
   bind_text(u.get(), 1, peer);
@@ -190,8 +223,8 @@ Result<QueueStats> ReplQueue::stats(const std::string& peer) {
     const uint64_t n = static_cast<uint64_t>(sqlite3_column_int64(u.get(), 1));
     const uint64_t b = static_cast<uint64_t>(sqlite3_column_int64(u.get(), 2));
     const int64_t oldest = sqlite3_column_int64(u.get(), 3);
-    (prio == 0 ? q.live_files : q.retry_files) += n;
-    (prio == 0 ? q.live_bytes : q.retry_bytes) += b;
+    (prio == 0 ? q.live_files : prio == 1 ? q.retry_files : q.backfill_files) += n;
+    (prio == 0 ? q.live_bytes : prio == 1 ? q.retry_bytes : q.backfill_bytes) += b;
     if (oldest && (q.oldest_enqueued_ms == 0 || oldest < q.oldest_enqueued_ms))
       q.oldest_enqueued_ms = oldest;
   }

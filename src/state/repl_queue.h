@@ -28,6 +28,11 @@ namespace recsync {
 
 class ReplQueue {
  public:
+  // The two lanes a peer link has (SPEC 4.6: a live recording never waits
+  // behind backfill): live takes prio 0 and 1, backfill prio 2.
+  enum class Lane { kLive, kBackfill };
+  static constexpr int kBackfillPrio = 2;
+
   // db and recordings must outlive the queue. No peers until set_peers().
   ReplQueue(Db* db, Recordings* recordings) : db_(db), recordings_(recordings) {}
 
@@ -46,11 +51,13 @@ class ReplQueue {
   // Up to `limit` entries in offer order (see above), no duplicates. The
   // sender skips those already in flight.
   Result<std::vector<QueueItem>> batch(const std::string& peer, int64_t now_ms,
-                                       int64_t live_window_ms, size_t limit);
+                                       int64_t live_window_ms, size_t limit,
+                                       Lane lane = Lane::kLive);
   // The peer acked (peer, rel) with this hash: the entry goes. An entry
   // re-queued meanwhile with other content stays.
   Status done(const std::string& peer, const std::string& rel, const std::string& hash);
-  // A transfer failed: the entry becomes a retry (prio 1), due at next_try_ms.
+  // A transfer failed: the entry becomes a retry (prio 1; a backfill entry
+  // stays prio 2), due at next_try_ms.
   Status defer(const std::string& peer, const std::string& rel, int64_t next_try_ms,
                const std::string& error_text);
   Result<QueueStats> stats(const std::string& peer);
@@ -58,14 +65,22 @@ class ReplQueue {
   // left for a peer that was removed or renamed in the config).
   Result<std::vector<std::pair<std::string, uint64_t>>> peers_with_entries();
 
+  // A recording moved from from_rel to to_rel in the archive (placement.h:
+  // a loser moved to its qualified path): its row and its queue entries
+  // follow, in one transaction. A row that had no origin_rel keeps from_rel
+  // as its origin path.
+  Status move_recording(const std::string& from_rel, const std::string& to_rel);
+
+  // Queues r for each of `peers` at prio (a caller holding the Db lock in a
+  // wider transaction: the backfill plan). Does not ring the doorbell.
+  Status enqueue_locked(const Db::Lock& l, const RecordingRow& r,
+                        const std::vector<std::string>& peers, int64_t mtime_ns, int prio);
+
   // Rung after every change that gives a sender work (record(), and the hold
   // changes queued by Holds). Senders wait on it; stop() paths ring it too.
   Doorbell& doorbell() { return bell_; }
 
  private:
-  Status enqueue_locked(const Db::Lock& l, const RecordingRow& r,
-                        const std::vector<std::string>& peers, int64_t mtime_ns);
-
   Db* db_;
   Recordings* recordings_;
   mutable std::mutex peers_mu_;

@@ -7,6 +7,11 @@
 
 namespace recsync {
 
+// The origin of this node's own recordings, as stored: the database writes
+// "local" for this node (so a renamed node keeps its recordings), and maps
+// it to the node name where recordings are compared across nodes.
+inline constexpr const char* kLocalOrigin = "local";
+
 // One archived recording.
 struct RecordingRow {
   int64_t id = 0;    // assigned by the store; ignored on upsert
@@ -16,14 +21,29 @@ struct RecordingRow {
   std::string hash;         // "" = not computed (adopted files)
   int64_t rec_time_ms = 0;  // recording time (file mtime at take-up), ms since epoch
   int64_t archived_at_ms = 0;
-  std::string origin = "local";  // "local" or the peer name it came from
+  // The node that recorded it: kLocalOrigin for this node's own, else the
+  // peer's name.
+  std::string origin = "local";
+  // The path its origin gave it, when it differs from rel (a qualified copy,
+  // "x.from-fs2.wav", of origin path "x.wav"); "" = rel. See placement.h.
+  std::string origin_rel;
+  const std::string& identity_rel() const { return origin_rel.empty() ? rel : origin_rel; }
 };
 
-// A hold keeps matching recordings from being pruned until released.
+// A hold keeps recordings from being pruned until released. An identity
+// hold (hash set) holds one recording, (origin, origin_rel, hash), wherever
+// it lies and on every node it is copied to; a name hold (hash empty) holds
+// whatever has `target` as its recording id or path on this node.
 struct HoldRow {
-  std::string target;  // recording id or archive-relative path
+  std::string target;  // what the operator named: recording id or path
   std::string reason;
   int64_t created_ms = 0;
+  std::string origin, origin_rel, hash;  // identity holds only ("local" = this node)
+  bool is_identity() const { return !hash.empty(); }
+  // The hold's key in the store: one row per key.
+  std::string key() const {
+    return is_identity() ? "id:" + origin + ":" + hash + ":" + origin_rel : target;
+  }
 };
 
 // One deletion, as written to the audit table (and the audit log file).
@@ -39,12 +59,15 @@ struct AuditRow {
 // One recording waiting to be acked by one peer (the replication queue).
 struct QueueItem {
   std::string peer;
-  std::string rel;
+  std::string rel;  // where the file is here
+  // What the offer names (placement.h): the origin path ('' = rel) and the
+  // origin ('' = this node).
+  std::string origin_rel, origin;
   uint64_t size = 0;
   std::string hash;
   int64_t mtime_ns = 0;
   int64_t enqueued_ms = 0;
-  int prio = 0;  // 0 live, 1 retry (a transfer of it failed before)
+  int prio = 0;  // 0 live, 1 retry (a transfer of it failed before), 2 backfill
   int attempts = 0;
   int64_t next_try_ms = 0;  // not offered before this (wall ms)
   std::string last_error;
@@ -52,9 +75,10 @@ struct QueueItem {
 
 struct QueueStats {
   uint64_t live_files = 0, live_bytes = 0, retry_files = 0, retry_bytes = 0;
-  int64_t oldest_enqueued_ms = 0;  // 0 when empty
-  uint64_t files() const { return live_files + retry_files; }
-  uint64_t bytes() const { return live_bytes + retry_bytes; }
+  uint64_t backfill_files = 0, backfill_bytes = 0;  // counted in files()/bytes() too
+  int64_t oldest_enqueued_ms = 0;                   // 0 when empty
+  uint64_t files() const { return live_files + retry_files + backfill_files; }
+  uint64_t bytes() const { return live_bytes + retry_bytes + backfill_bytes; }
 };
 
 // A hold change waiting to be copied to one peer.
@@ -63,6 +87,13 @@ struct HoldOp {
   int64_t seq = 0;
   int op = kAdd;
   HoldRow hold;  // reason and created_ms are empty/0 for a release
+};
+
+// An erased recording (SPEC 4.4): never sent, pulled or pushed again.
+struct TombstoneRow {
+  std::string origin_rel, origin, hash;
+  int64_t erased_ms = 0;
+  std::string reason;
 };
 
 struct StoreStats {

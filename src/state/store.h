@@ -5,6 +5,8 @@
 //   queue()       the replication queue, which knows the peers (repl_queue.h)
 //   holds()       holds and the queue copying them to peers (holds.h)
 //   audit()       the deletion audit table (audit_table.h)
+//   tombstones()  erased identities (tombstones.h)
+//   backfill()    backfill plans and progress (backfill_table.h)
 //   db()          metadata, bulk-pass tuning
 // Files on disk are the truth: a lost or corrupt database costs a rescan of
 // the archive, never a recording (the replication queue is rebuilt empty).
@@ -17,11 +19,13 @@
 #include "recsync/env.h"
 #include "recsync/status.h"
 #include "state/audit_table.h"
+#include "state/backfill_table.h"
 #include "state/db.h"
 #include "state/holds.h"
 #include "state/recordings.h"
 #include "state/repl_queue.h"
 #include "state/rows.h"
+#include "state/tombstones.h"
 
 namespace recsync {
 
@@ -43,6 +47,8 @@ class StateStore {
   ReplQueue& queue() { return *queue_; }
   Holds& holds() { return *holds_; }
   AuditTable& audit() { return *audit_; }
+  Tombstones& tombstones() { return *tombstones_; }
+  BackfillTable& backfill() { return *backfill_; }
 
  private:
   StateStore() = default;
@@ -51,6 +57,8 @@ class StateStore {
   std::unique_ptr<ReplQueue> queue_;
   std::unique_ptr<Holds> holds_;
   std::unique_ptr<AuditTable> audit_;
+  std::unique_ptr<Tombstones> tombstones_;
+  std::unique_ptr<BackfillTable> backfill_;
 };
 
 }  // namespace recsync

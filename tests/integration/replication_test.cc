@@ -700,6 +700,7 @@ Outcome offer(RawPeer& c, const std::string& path, const std::string& content,
   peer::OfferMsg o;
   o.id = 1;
   o.path = path;
+  o.origin = "evil";
   o.size = declared_size;
   auto h = hash_be(content);
   std::copy(h.begin(), h.end(), o.hash);

@@ -356,7 +356,8 @@ TEST(Messages, FrameTypesAreKnownAndNamed) {
                                                      {FrameType::kManifest, "MANIFEST"},
                                                      {FrameType::kPull, "PULL"},
                                                      {FrameType::kHoldsReq, "HOLDS_REQ"},
-                                                     {FrameType::kHolds, "HOLDS"}};
+                                                     {FrameType::kHolds, "HOLDS"},
+                                                     {FrameType::kPullRep, "PULL_REP"}};
   uint8_t want = 11;
   for (auto [t, name] : types) {
     EXPECT_EQ(static_cast<uint8_t>(t), want++);
@@ -364,7 +365,7 @@ TEST(Messages, FrameTypesAreKnownAndNamed) {
     EXPECT_STREQ(peer::frame_type_name(t), name);
   }
   EXPECT_EQ(static_cast<uint8_t>(FrameType::kHold), 10);
-  EXPECT_FALSE(peer::is_known_frame_type(18));
+  EXPECT_FALSE(peer::is_known_frame_type(19));
 }
 
 }  // namespace

@@ -38,8 +38,9 @@ class ControlCommandsTest : public ::testing::Test {
     rs.policy = {Millis(15 * kDayMs), Millis(3600 * 1000)};
     rs.audit_log_path = dir_ + "/audit.log";
     retention_ = std::make_unique<RetentionScheduler>(&env_, store_.get(), dir_ + "/archive", rs);
-    ctx_ = ControlContext{&env_, store_.get(), spool_.get(), retention_.get(), dir_ + "/spool",
-                          dir_ + "/archive"};
+    ctx_ = ControlContext{"fs1",           &env_,          store_.get(),
+                          nullptr,         spool_.get(),   retention_.get(),
+                          dir_ + "/spool", dir_ + "/archive"};
     ctx_.status = [] { return json{{"node", "fs1"}}; };
     ctx_.reload = [this] { reloads_++; };
     ctx_.off_loop = [this](std::function<json()> work, std::function<void(json)> done) {
@@ -139,7 +140,8 @@ TEST_F(ControlCommandsTest, LocateFindsArchiveRowsAndSpoolEntriesWithHoldState) 
   EXPECT_EQ(r["locations"][0]["path"], dir_ + "/archive/2025/06/01/call-9.wav");
   EXPECT_EQ(r["locations"][0]["hash"], "xxh128:aa");
   EXPECT_EQ(r["locations"][0]["held"], true);
-  EXPECT_EQ(r["locations"][0]["origin"], "local");
+  EXPECT_EQ(r["locations"][0]["origin"], "fs1") << "this node's own, by name";
+  EXPECT_EQ(r["locations"][0]["origin_path"], "2025/06/01/call-9.wav");
   EXPECT_EQ(r["locations"][1]["where"], "spool");
   EXPECT_EQ(r["locations"][1]["size"], 3);
   EXPECT_EQ(r["locations"][1]["state"], "waiting");

@@ -179,7 +179,7 @@ TEST(Frame, MaxSizeBoundary) {
 TEST(Frame, ZeroLengthAndUnknownTypeAreCorrupt) {
   std::vector<Frame> got;
   EXPECT_EQ(parse_all(header(0, 4), 1, got).code(), Status::Code::kCorrupt);
-  for (uint8_t t : {uint8_t{0}, uint8_t{18}, uint8_t{255}}) {
+  for (uint8_t t : {uint8_t{0}, uint8_t{19}, uint8_t{255}}) {
     got.clear();
     Status s = parse_all(header(1, t), 3, got);
     EXPECT_EQ(s.code(), Status::Code::kCorrupt) << int(t);
@@ -195,8 +195,8 @@ TEST(Frame, EveryTypeHasADistinctName) {
     EXPECT_NE(n, "UNKNOWN") << t;
     EXPECT_TRUE(names.insert(n).second) << n;
   }
-  EXPECT_EQ(names.size(), 17u);  // HELLO .. HOLD, then the seven backfill types
-  EXPECT_TRUE(is_known_frame_type(static_cast<uint8_t>(FrameType::kHolds)));
+  EXPECT_EQ(names.size(), 18u);  // HELLO .. HOLD, then the eight backfill types
+  EXPECT_TRUE(is_known_frame_type(static_cast<uint8_t>(FrameType::kPullRep)));
 }
 
 TEST(Frame, ErrorsAreStickyAndCallbackErrorsStop) {
@@ -254,16 +254,21 @@ void expect_strict(const Bytes& body) {
 }
 
 TEST(Messages, RoundTripAndStrictness) {
-  HelloMsg h{kProtocolVersion, "fs1"};
+  HelloMsg h{kProtocolVersion, "fs1", Lane::kBackfill};
   HelloMsg h2;
   ASSERT_TRUE(decode(body_of(h), &h2).is_ok());
   EXPECT_EQ(h2.version, kProtocolVersion);
   EXPECT_EQ(h2.node, "fs1");
+  EXPECT_EQ(h2.lane, Lane::kBackfill);
   expect_strict<HelloMsg>(body_of(h));
+  Bytes bad_lane = body_of(h);
+  bad_lane.back() = 2;
+  EXPECT_EQ(decode(bad_lane, &h2).code(), Status::Code::kCorrupt);
 
   OfferMsg o;
   o.id = 0x0102030405060708;
   o.path = "2024/05/01/abc.wav";
+  o.origin = "fs2";
   o.size = 1ull << 40;
   for (size_t i = 0; i < kHashLen; ++i) o.hash[i] = static_cast<uint8_t>(i * 7);
   o.mtime_ns = -5;
@@ -271,6 +276,7 @@ TEST(Messages, RoundTripAndStrictness) {
   ASSERT_TRUE(decode(body_of(o), &o2).is_ok());
   EXPECT_EQ(o2.id, o.id);
   EXPECT_EQ(o2.path, o.path);
+  EXPECT_EQ(o2.origin, "fs2");
   EXPECT_EQ(o2.size, o.size);
   EXPECT_EQ(0, memcmp(o2.hash, o.hash, kHashLen));
   EXPECT_EQ(o2.mtime_ns, -5);
@@ -298,9 +304,12 @@ TEST(Messages, RoundTripAndStrictness) {
   ASSERT_TRUE(decode(body_of(a), &a2).is_ok());
   EXPECT_EQ(a2.id, 42u);
   expect_strict<IdMsg>(body_of(a));
-  PingMsg p{0xdeadbeef}, p2;
+  PingMsg p{0xdeadbeef, -1, 2, 1'700'000'000'000'000'000}, p2;
   ASSERT_TRUE(decode(body_of(p), &p2).is_ok());
   EXPECT_EQ(p2.nonce, 0xdeadbeefu);
+  EXPECT_EQ(p2.t0_ns, -1);
+  EXPECT_EQ(p2.t1_ns, 2);
+  EXPECT_EQ(p2.t2_ns, 1'700'000'000'000'000'000);
   expect_strict<PingMsg>(body_of(p));
 }
 
@@ -310,8 +319,12 @@ TEST(Messages, OversizedFieldsRefused) {
             Status::Code::kInvalid);
   EXPECT_EQ(encode(HelloMsg{1, ""}, out).code(), Status::Code::kInvalid);
   OfferMsg o;
+  o.origin = "fs1";
   o.path = std::string(kMaxPathLen + 1, 'p');
   EXPECT_EQ(encode(o, out).code(), Status::Code::kInvalid);
+  o.path = "a.wav";
+  o.origin = "";
+  EXPECT_EQ(encode(o, out).code(), Status::Code::kInvalid) << "an offer names its origin";
   EXPECT_EQ(encode(ChunkMsg{1, Bytes(kMaxChunk + 1)}, out).code(), Status::Code::kInvalid);
   EXPECT_TRUE(out.empty());
   // A maximal chunk fits in one frame.
@@ -387,6 +400,31 @@ TEST(Messages, HoldRoundTripAndStrictDecode) {
   EXPECT_EQ(encode(m, e).code(), Status::Code::kInvalid);
   m.target = std::string(kMaxHoldTarget + 1, 'x');
   EXPECT_EQ(encode(m, e).code(), Status::Code::kInvalid);
+}
+
+TEST(Messages, IdentityHoldRoundTrip) {
+  HoldMsg m;
+  m.id = 3;
+  m.target = "call-1";
+  m.origin = "fs2";
+  m.origin_rel = "2026/01/01/call-1.wav";
+  m.has_hash = true;
+  for (size_t i = 0; i < kHashLen; ++i) m.hash[i] = static_cast<uint8_t>(0xa0 + i);
+  std::vector<uint8_t> b;
+  ASSERT_TRUE(encode(m, b));
+  HoldMsg d;
+  ASSERT_TRUE(decode(b, &d));
+  EXPECT_TRUE(d.has_hash);
+  EXPECT_EQ(d.origin, "fs2");
+  EXPECT_EQ(d.origin_rel, m.origin_rel);
+  EXPECT_EQ(0, memcmp(d.hash, m.hash, kHashLen));
+  for (size_t n = 0; n < b.size(); ++n)
+    EXPECT_EQ(decode(std::span<const uint8_t>(b.data(), n), &d).code(), Status::Code::kCorrupt);
+  // An identity without its origin is refused.
+  m.origin = "";
+  std::vector<uint8_t> e;
+  ASSERT_TRUE(encode(m, e));
+  EXPECT_EQ(decode(e, &d).code(), Status::Code::kCorrupt);
 }
 
 }  // namespace

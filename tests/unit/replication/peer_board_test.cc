@@ -47,17 +47,17 @@ TEST_F(PeerBoardTest, StateErrorsAndConnectedSince) {
 }
 
 TEST_F(PeerBoardTest, TransferProgressAndCounters) {
-  board_.begin_transfer(1, "a.wav", 1000);
-  board_.add_sent(1, 300);
-  board_.transfer_read(1, 512);
+  board_.begin_transfer(1, false, "a.wav", 1000);
+  board_.add_sent(1, false, 300);
+  board_.transfer_read(1, false, 512);
   auto p = board_.peers()[1];
   ASSERT_TRUE(p.in_flight);
   EXPECT_EQ(p.in_flight->rel, "a.wav");
   EXPECT_EQ(p.in_flight->sent_bytes, 300u);
   EXPECT_EQ(p.in_flight->read_bytes, 512u);
   EXPECT_EQ(p.in_flight->started_ms, kNow);
-  board_.end_transfer(1);
-  board_.add_sent(1, 100);  // no transfer: only the peer's total
+  board_.end_transfer(1, false);
+  board_.add_sent(1, false, 100);  // no transfer: only the peer's total
   board_.acked(1);
   board_.received_file(1);
   board_.add_received(1, 77);
@@ -88,7 +88,7 @@ TEST_F(PeerBoardTest, WritersOnSeveralThreadsAddUp) {
   std::vector<std::thread> t;
   for (int i = 0; i < 4; ++i)
     t.emplace_back([&] {
-      for (int j = 0; j < 10000; ++j) board_.add_sent(0, 1);
+      for (int j = 0; j < 10000; ++j) board_.add_sent(0, false, 1);
     });
   for (auto& x : t) x.join();
   EXPECT_EQ(board_.sent_bytes(0), 40000u);

@@ -254,10 +254,11 @@ TEST_F(ServiceTest, HostilePeerIsRefusedAndTheServiceKeepsServing) {
   ASSERT_TRUE(h);
   EXPECT_EQ(h->type, peer::FrameType::kHello);
   uint64_t id = 1;
-  auto offer = [&](const std::string& path, uint64_t size) {
+  auto offer = [&](const std::string& path, uint64_t size, std::string origin = "fs1") {
     peer::OfferMsg o;
     o.id = id++;
     o.path = path;
+    o.origin = std::move(origin);
     o.size = size;
     EXPECT_TRUE(conn.send_msg(peer::FrameType::kOffer, o));
     auto r = conn.recv(5s);
@@ -275,6 +276,8 @@ TEST_F(ServiceTest, HostilePeerIsRefusedAndTheServiceKeepsServing) {
   offer(".hidden.wav", 10);
   offer(std::string(300, 'n') + ".wav", 10);
   offer("huge.wav", 100ull << 30);
+  EXPECT_NE(offer("fine.wav", 10, "a/b").find("origin"), std::string::npos);
+  offer("fine.wav", 10, std::string("fs\x01", 3));
   // A symlinked folder inside the archive must not be followed.
   fs::create_directories(dir_ + "/outside");
   fs::create_directory_symlink(dir_ + "/outside", b_.archive + "/link");

@@ -555,6 +555,14 @@ TEST(StoreOpenTest, VersionOneDatabaseGainsTheQueue) {
                            "DROP INDEX recordings_name_key; "
                            "ALTER TABLE recordings DROP COLUMN name_key; "
                            "CREATE INDEX recordings_name ON recordings(name); "
+                           // and what version 4 added
+                           "DROP INDEX recordings_origin_rel; "
+                           "ALTER TABLE recordings DROP COLUMN origin_rel; DROP TABLE holds; "
+                           "CREATE TABLE holds(target TEXT PRIMARY KEY, reason TEXT NOT NULL, "
+                           "created_ms INTEGER NOT NULL) WITHOUT ROWID; "
+                           "INSERT INTO holds VALUES ('call-9', 'legal', 5); "
+                           "DROP TABLE tombstones; DROP TABLE backfill_jobs; "
+                           "DROP TABLE backfill_peers; DROP TABLE backfill_items; "
                            "PRAGMA user_version = 1",
                            nullptr, nullptr, nullptr),
               SQLITE_OK)
@@ -573,6 +581,12 @@ TEST(StoreOpenTest, VersionOneDatabaseGainsTheQueue) {
   (*st)->queue().set_peers({"p"});
   ASSERT_TRUE((*st)->queue().record(r, 0));
   EXPECT_EQ((*st)->queue().stats("p").value().files(), 1u);
+  // Version 4: an old hold is kept as a name hold.
+  auto holds = (*st)->holds().list().value();
+  ASSERT_EQ(holds.size(), 1u);
+  EXPECT_EQ(holds[0].target, "call-9");
+  EXPECT_FALSE(holds[0].is_identity());
+  EXPECT_EQ(holds[0].created_ms, 5);
 }
 
 }  // namespace
