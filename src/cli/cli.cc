@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 #include <csignal>
 #include <cstdio>
+#include <deque>
 #include <thread>
 
 #include "cli/format.h"
@@ -170,12 +171,60 @@ int cmd_identity(const Ctx& c, bool keygen) {
   return kExitOk;
 }
 
-int cmd_backfill(const Ctx&) {
-  std::fprintf(stderr,
-               "recsync: backfill is not built yet: recordings archived from now on are "
-               "replicated (and queued while the peer is away), but an archive rebuilt empty is "
-               "not refilled from the peer; see recsync(1) CAVEATS\n");
-  return kExitFailure;
+// Starts a backfill (or attaches to the running one) and follows it once a
+// second until it ends; Ctrl-C leaves it running in the daemon.
+int cmd_backfill(const Ctx& c) {
+  json r;
+  json req = {{"cmd", "backfill_start"}, {"dry_run", c.dry_run}};
+  if (!c.target.empty()) req["peer"] = c.target;
+  if (int rc = call(c, req, &r); rc != kExitOk) return rc;
+  const int64_t job = r["job"].get<int64_t>();
+  const bool bar = !c.json_out && isatty(STDOUT_FILENO);
+  std::signal(SIGINT, [](int) { g_interrupted = 1; });
+  std::deque<std::pair<std::chrono::steady_clock::time_point, uint64_t>> samples;
+  for (;;) {
+    if (int rc = call(c, {{"cmd", "backfill_status"}}, &r); rc != kExitOk) return rc;
+    const json& bf = r["backfill"];
+    if (bf.is_null() || bf["job"].get<int64_t>() != job) {
+      std::fprintf(stderr, "recsync: backfill %lld is no longer the daemon's newest\n",
+                   static_cast<long long>(job));
+      return kExitFailure;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    samples.emplace_back(now, bf["bytes_done"].get<uint64_t>());
+    while (samples.size() > 2 && now - samples.front().first > std::chrono::seconds(10))
+      samples.pop_front();
+    const double secs = std::chrono::duration<double>(now - samples.front().first).count();
+    const double rate =
+        secs > 0.5 ? double(samples.back().second - samples.front().second) / secs : 0.0;
+    const bool over = bf["state"] != "running";
+    if (bar)
+      std::printf("\r\033[K%s", backfill_bar(bf, rate).c_str());
+    else if (!over)
+      std::printf("%s\n", backfill_progress_line(bf, rate).dump().c_str());
+    std::fflush(stdout);
+    if (over) {
+      if (bar) std::printf("\n");
+      if (c.json_out) {
+        json fin = bf;
+        fin["final"] = true;
+        std::printf("%s\n", fin.dump().c_str());
+      } else {
+        print(backfill_summary(bf));
+      }
+      return backfill_exit_code(bf);
+    }
+    for (int i = 0; i < 10 && !g_interrupted; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (g_interrupted) {
+      if (bar) std::printf("\n");
+      std::fprintf(stderr,
+                   "recsync: backfill %lld goes on in the daemon; `recsync backfill` shows it "
+                   "again\n",
+                   static_cast<long long>(job));
+      return kExitOk;
+    }
+  }
 }
 
 // The subcommands and their options; each sets `run` when parsed.
@@ -220,9 +269,11 @@ void build(CLI::App& app, Ctx& c, std::function<int()>& run) {
   locate->add_flag("--json", c.json_out, "machine-readable output");
   locate->callback(on(cmd_locate));
 
-  auto* backfill = app.add_subcommand("backfill", "bring this archive in line with the peer's");
-  backfill->add_flag("--dry-run", c.dry_run, "list the plan only");
-  backfill->add_flag("--json", c.json_out, "machine-readable output");
+  auto* backfill = app.add_subcommand(
+      "backfill", "bring this archive in line with the peers' (after a rebuild, or any time)");
+  backfill->add_flag("--dry-run", c.dry_run, "plan only: show what would move");
+  backfill->add_flag("--json", c.json_out, "one JSON line per second, and a final one");
+  backfill->add_option("--peer", c.target, "only this peer (a [[peer]] name)");
   backfill->callback(on(cmd_backfill));
 
   app.add_subcommand("id", "print this node's fingerprint (for the peer's [[peer]] fingerprint)")

@@ -125,4 +125,89 @@ std::string human_holds(const json& holds) {
   return o;
 }
 
+namespace {
+
+uint64_t u64(const json& j, const char* k) { return j.contains(k) ? j[k].get<uint64_t>() : 0; }
+
+uint64_t conflicts(const json& bf) {
+  uint64_t n = 0;
+  for (auto& p : bf["peers"])
+    if (p["plan"].is_object()) n += p["plan"]["conflict"]["files"].get<uint64_t>();
+  return n;
+}
+
+}  // namespace
+
+std::string backfill_bar(const json& bf, double rate_bps, int width) {
+  const uint64_t total = u64(bf, "bytes_total"), done = u64(bf, "bytes_done");
+  const double frac = total ? std::min(1.0, double(done) / double(total)) : 0.0;
+  const int fill = static_cast<int>(frac * width);
+  std::string planning;
+  for (auto& p : bf["peers"])
+    if (p["state"] == "pending")
+      planning += (planning.empty() ? "" : ", ") + p["name"].get<std::string>();
+  std::string eta = "--";
+  if (rate_bps > 0 && total > done)
+    eta = format_duration(Millis(static_cast<int64_t>(double(total - done) / rate_bps * 1000)));
+  return fmt::format("[{}{}] {:3.0f}%  {}/{} files  {}/{}  {}/s  ETA {}{}", std::string(fill, '#'),
+                     std::string(width - fill, ' '), frac * 100, u64(bf, "files_done"),
+                     u64(bf, "files_total"), format_bytes(done), format_bytes(total),
+                     format_bytes(static_cast<uint64_t>(rate_bps)), eta,
+                     planning.empty() ? "" : "  (planning with " + planning + ")");
+}
+
+json backfill_progress_line(const json& bf, double rate_bps) {
+  const uint64_t total = u64(bf, "bytes_total"), done = u64(bf, "bytes_done");
+  json j = {{"job", bf["job"]},
+            {"state", bf["state"]},
+            {"files_done", u64(bf, "files_done")},
+            {"files_total", u64(bf, "files_total")},
+            {"bytes_done", done},
+            {"bytes_total", total},
+            {"rate_bps", static_cast<uint64_t>(rate_bps)}};
+  j["eta_s"] = rate_bps > 0 && total > done ? json(double(total - done) / rate_bps) : json(nullptr);
+  return j;
+}
+
+std::string backfill_summary(const json& bf) {
+  std::string o =
+      fmt::format("backfill {} {}{}\n", bf["job"].get<int64_t>(), bf["state"].get<std::string>(),
+                  bf["dry_run"].get<bool>() ? " (dry run: nothing moved)" : "");
+  for (auto& p : bf["peers"]) {
+    o += fmt::format("  {}: {}", p["name"].get<std::string>(), p["state"].get<std::string>());
+    if (p["plan"].is_object()) {
+      const json& pl = p["plan"];
+      auto t = [&](const char* k) {
+        return fmt::format("{} ({})", pl[k]["files"].get<uint64_t>(),
+                           format_bytes(pl[k]["bytes"].get<uint64_t>()));
+      };
+      o += fmt::format("; to pull {}, to push {}, in sync {}, conflicts {}, skipped {}", t("pull"),
+                       t("push"),
+                       pl["in_sync"]["files"].get<uint64_t>() + pl["files_equal"].get<uint64_t>(),
+                       pl["conflict"]["files"].get<uint64_t>(),
+                       pl["skip_past_retention"]["files"].get<uint64_t>() +
+                           pl["skip_tombstoned"]["files"].get<uint64_t>() +
+                           pl["skip_planned"]["files"].get<uint64_t>());
+    }
+    if (!p["error"].get<std::string>().empty()) o += " (" + p["error"].get<std::string>() + ")";
+    o += "\n";
+  }
+  if (!bf["dry_run"].get<bool>())
+    o += fmt::format(
+        "  pulled {} files ({}), pushed {} files ({}), {} no longer there\n",
+        bf["pull"]["done"]["files"].get<uint64_t>(),
+        format_bytes(bf["pull"]["done"]["bytes"].get<uint64_t>()),
+        bf["push"]["done"]["files"].get<uint64_t>(),
+        format_bytes(bf["push"]["done"]["bytes"].get<uint64_t>()),
+        bf["pull"]["gone"]["files"].get<uint64_t>() + bf["push"]["gone"]["files"].get<uint64_t>());
+  return o;
+}
+
+int backfill_exit_code(const json& bf) {
+  const std::string st = bf["state"];
+  if (st == "failed") return kExitCritical;
+  if (st != "done" || conflicts(bf) > 0) return kExitFailure;
+  return kExitOk;
+}
+
 }  // namespace recsync

@@ -22,4 +22,15 @@ std::string human_dry_run(const nlohmann::json& reply);
 std::string human_locations(const nlohmann::json& locations);
 std::string human_holds(const nlohmann::json& holds);
 
+// `recsync backfill` on a terminal: one line, redrawn in place: a bar, files
+// and bytes moved of the total, the rate and the time left.
+std::string backfill_bar(const nlohmann::json& backfill, double rate_bps, int width = 30);
+// Without a terminal (or --json): one JSON object per line.
+nlohmann::json backfill_progress_line(const nlohmann::json& backfill, double rate_bps);
+// The last lines: what was moved or, for a dry run, planned, per peer.
+std::string backfill_summary(const nlohmann::json& backfill);
+// The exit code recsync(1) documents: 0 done (every peer, no conflict),
+// 1 partial (a peer unreachable or failed, or conflicts found), 2 failed.
+int backfill_exit_code(const nlohmann::json& backfill);
+
 }  // namespace recsync

@@ -48,6 +48,12 @@ void hold_add(ControlContext& c, const json& req, const PeerCred& who, Reply& re
   if (target.empty()) return reply(error("hold add needs a recording id or archive path"));
   auto matches = c.store->recordings().find(target);
   if (!matches) return reply(error(matches.status().message()));
+  // An archive path names the one recording there (other recordings may
+  // share it as their origin path: copies moved aside by a name collision).
+  std::vector<RecordingRow> at_path;
+  for (const RecordingRow& r : *matches)
+    if (r.rel == target) at_path.push_back(r);
+  if (!at_path.empty()) *matches = std::move(at_path);
   const std::string reason = req.value("reason", "");
   const std::vector<HoldRow> holds = holds_for(target, reason, to_ms(c.env->now()), *matches);
   if (Status s = c.store->holds().add(holds); !s) return reply(error(s.message()));

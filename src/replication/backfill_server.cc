@@ -4,6 +4,7 @@
 
 #include "backfill/messages.h"
 #include "backfill/ranges.h"
+#include "recsync/publish.h"
 #include "replication/wire.h"
 #include "retention/plan.h"
 
@@ -85,12 +86,19 @@ backfill::PullResult queue_pull(LinkContext& ctx, const std::string& peer,
     return backfill::PullResult::kErased;
   auto row = ctx.store->recordings().find_identity(ref.path, origin);
   if (!row || !row->has_value()) return backfill::PullResult::kNotHere;
+  RecordingRow& r = **row;
+  if (r.hash.empty()) {
+    // Adopted from an old archive and not hashed yet: an offer needs the
+    // hash, so compute it now (and keep it).
+    auto h = hash_file(ctx.env, path_join(ctx.opt.archive_root, r.rel));
+    if (!h) return backfill::PullResult::kNotHere;
+    r.hash = *h;
+    if (!ctx.store->recordings().upsert(r)) return backfill::PullResult::kNotHere;
+  }
   const std::string want = backfill::hash_to_text(ref.has_hash, ref.hash);
-  if (!want.empty() && !(*row)->hash.empty() && want != (*row)->hash)
-    return backfill::PullResult::kConflict;
-  if ((*row)->hash.empty()) return backfill::PullResult::kNotHere;  // not hashed: not offerable
+  if (!want.empty() && want != r.hash) return backfill::PullResult::kConflict;
   Db::Lock l(ctx.store->db());
-  Status s = ctx.store->queue().enqueue_locked(l, **row, {peer}, (*row)->rec_time_ms * 1'000'000,
+  Status s = ctx.store->queue().enqueue_locked(l, r, {peer}, r.rec_time_ms * 1'000'000,
                                                ReplQueue::kBackfillPrio);
   return s ? backfill::PullResult::kQueued : backfill::PullResult::kNotHere;
 }

@@ -340,6 +340,13 @@ Status Sender::transfer(Link& l, const QueueItem& q, uint64_t id) {
   auto f = ctx_.env->open_read(path);
   if (!f) {
     if (f.status().code() == Status::Code::kNotFound) {
+      // Moved to its qualified path by a name collision meanwhile (its entry
+      // follows it): offered again in a moment from there.
+      auto still = ctx_.store->recordings().find_identity(
+          q.origin_rel.empty() ? q.rel : q.origin_rel, q.origin.empty() ? kLocalOrigin : q.origin);
+      if (still && still->has_value() && (*still)->rel != q.rel)
+        return ctx_.store->queue().defer(cfg_.name, q.rel, ctx_.now_ms() + 500,
+                                         "moved by a name collision");
       // Pruned (or removed by the operator) before the peer got it.
       ctx_.lg->warn("peer {}: {} is no longer in the archive; dropped from the queue", cfg_.name,
                     q.rel);

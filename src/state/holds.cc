@@ -7,6 +7,7 @@
 namespace recsync {
 
 using sql::bind_text;
+using sql::bind_text_copy;
 using sql::column_text;
 using sql::Use;
 
@@ -49,7 +50,7 @@ Status Holds::add_locked(const Db::Lock& l, const HoldRow& h) {
                      "origin_rel, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
   if (!s) return s.status();
   Use u(*s);
-  bind_text(u.get(), 1, h.key());
+  bind_text_copy(u.get(), 1, h.key());
   bind_text(u.get(), 2, h.target);
   bind_text(u.get(), 3, h.reason);
   sqlite3_bind_int64(u.get(), 4, h.created_ms);

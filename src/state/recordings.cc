@@ -11,6 +11,7 @@
 namespace recsync {
 
 using sql::bind_text;
+using sql::bind_text_copy;
 using sql::column_text;
 using sql::Use;
 
@@ -59,7 +60,7 @@ void bind_row(sqlite3_stmt* s, const RecordingRow& r, int64_t gen) {
   bind_text(s, 7, r.origin);
   sqlite3_bind_int64(s, 8, gen);
   sqlite3_bind_int64(s, 9, name_key(r.name));
-  bind_text(s, 10, r.origin_rel == r.rel ? std::string() : r.origin_rel);
+  bind_text_copy(s, 10, r.origin_rel == r.rel ? std::string() : r.origin_rel);
 }
 
 }  // namespace

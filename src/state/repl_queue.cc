@@ -7,6 +7,7 @@
 namespace recsync {
 
 using sql::bind_text;
+using sql::bind_text_copy;
 using sql::column_text;
 using sql::Use;
 
@@ -57,8 +58,8 @@ Status ReplQueue::enqueue_locked(const Db::Lock& l, const RecordingRow& r,
     bind_text(u.get(), 4, r.hash);
     sqlite3_bind_int64(u.get(), 5, mtime_ns);
     sqlite3_bind_int64(u.get(), 6, r.archived_at_ms);
-    bind_text(u.get(), 7, r.origin_rel == r.rel ? std::string() : r.origin_rel);
-    bind_text(u.get(), 8, r.origin == kLocalOrigin ? std::string() : r.origin);
+    bind_text_copy(u.get(), 7, r.origin_rel == r.rel ? std::string() : r.origin_rel);
+    bind_text_copy(u.get(), 8, r.origin == kLocalOrigin ? std::string() : r.origin);
     sqlite3_bind_int64(u.get(), 9, prio);
     int rc = sqlite3_step(u.get());
     if (rc != SQLITE_DONE) return db_->error(rc, "enqueue " + r.rel + " for " + peer);

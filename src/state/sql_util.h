@@ -26,6 +26,11 @@ class Use {
 inline void bind_text(sqlite3_stmt* s, int i, const std::string& v) {
   sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
 }
+// The same for a value that does not outlive the call (a temporary):
+// SQLite copies it.
+inline void bind_text_copy(sqlite3_stmt* s, int i, const std::string& v) {
+  sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+}
 inline std::string column_text(sqlite3_stmt* s, int i) {
   const unsigned char* p = sqlite3_column_text(s, i);
   int n = sqlite3_column_bytes(s, i);

@@ -22,11 +22,6 @@ namespace {
 using json = nlohmann::json;
 
 // The end of the daemon's log, for failure messages.
-std::string log_tail(Node& n, size_t bytes = 4000) {
-  std::string l = n.log();
-  return l.size() > bytes ? l.substr(l.size() - bytes) : l;
-}
-
 bool archived_all(Node& n, size_t want) {
   return n.spool_count() == 0 && n.archive_recordings().size() >= want;
 }

@@ -2,6 +2,8 @@
 
 #include <signal.h>
 
+#include <fstream>
+#include <random>
 #include <set>
 
 #include "recsync/env.h"
@@ -226,6 +228,125 @@ void expect_archived_exactly_once(const std::vector<ManifestEntry>& manifest,
   for (auto& m : manifest) names.insert(path_basename(m.path));
   for (auto& [rel, fi] : archive)
     EXPECT_TRUE(names.count(path_basename(rel))) << "unexpected file in the archive: " << rel;
+}
+
+// ----- helpers shared by the replication and backfill tests -----
+
+using json = nlohmann::json;
+
+// A number at a path of keys in a status document; -1 when absent or not a
+// number (so that "== 0" cannot pass on a missing field).
+int64_t num(const json& j, std::initializer_list<const char*> path) {
+  const json* cur = &j;
+  for (const char* k : path) {
+    if (!cur->is_object() || !cur->contains(k)) return -1;
+    cur = &(*cur)[k];
+  }
+  return cur->is_number() ? cur->get<int64_t>() : -1;
+}
+
+int64_t queue_files(Node& n) { return num(n.status(), {"replication", "queue", "files"}); }
+
+// Archive files with a hidden component (partials, temps): none must remain.
+std::vector<std::string> hidden_files(Node& n) {
+  std::vector<std::string> out;
+  for (auto& [rel, fi] : n.archive_recordings()) {
+    size_t start = 0;
+    for (;;) {
+      size_t slash = rel.find('/', start);
+      if (is_hidden_name(rel.substr(start, slash == std::string::npos ? slash : slash - start))) {
+        out.push_back(rel);
+        break;
+      }
+      if (slash == std::string::npos) break;
+      start = slash + 1;
+    }
+  }
+  return out;
+}
+
+// The same relative paths with the same size and hash on both nodes.
+void expect_same_archives(Node& a, Node& b) {
+  auto ta = a.archive_recordings(), tb = b.archive_recordings();
+  size_t shown = 0;
+  for (auto& [rel, fi] : ta) {
+    auto it = tb.find(rel);
+    if (it == tb.end()) {
+      if (shown++ < 10) ADD_FAILURE() << rel << " is on fs1 only";
+    } else if (!(it->second == fi)) {
+      if (shown++ < 10)
+        ADD_FAILURE() << rel << " differs: fs1 " << fi.size << " " << fi.hash << ", fs2 "
+                      << it->second.size << " " << it->second.hash;
+    }
+  }
+  for (auto& [rel, fi] : tb)
+    if (!ta.count(rel) && shown++ < 10) ADD_FAILURE() << rel << " is on fs2 only";
+  EXPECT_EQ(shown, 0u) << "archives differ (" << ta.size() << " vs " << tb.size() << " files)";
+}
+
+std::unique_ptr<Process> spawn_loadgen(Node& n, std::vector<std::string> args) {
+  std::vector<std::string> argv = {bin("recsync-loadgen"), "--dir", n.spool};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto p = Process::spawn(argv, {}, "/dev/null", "");
+  EXPECT_TRUE(p.is_ok()) << p.status().to_string();
+  return p ? std::move(p).value() : nullptr;
+}
+
+size_t count_lines_with(const std::string& log, const std::string& a, const std::string& b) {
+  size_t n = 0, pos = 0;
+  while (pos < log.size()) {
+    size_t end = log.find('\n', pos);
+    if (end == std::string::npos) end = log.size();
+    std::string_view line(log.data() + pos, end - pos);
+    if (line.find(a) != std::string_view::npos && line.find(b) != std::string_view::npos) n++;
+    pos = end + 1;
+  }
+  return n;
+}
+
+// Every node has archived everything it recorded, both queues are empty and
+// both archives hold `want` recordings.
+bool converged(Pair& p, size_t want) {
+  for (int i = 0; i < 2; ++i) {
+    Node& n = p.node(i);
+    if (n.spool_count() != 0 || queue_files(n) != 0) return false;
+    if (n.archive_recordings().size() < want) return false;
+  }
+  return true;
+}
+
+std::string log_tail(Node& n, size_t bytes) {
+  std::string l = n.log();
+  return l.size() > bytes ? l.substr(l.size() - bytes) : l;
+}
+
+std::string describe(Pair& p) {
+  std::string s;
+  for (int i = 0; i < 2; ++i) {
+    Node& n = p.node(i);
+    json st = n.status();
+    s += n.options().name + ": spool " + std::to_string(n.spool_count()) + ", archive " +
+         std::to_string(n.archive_recordings().size()) + ", replication " +
+         (st.is_object() && st.contains("replication") ? st["replication"].dump() : "?") +
+         ", peers " + (st.is_object() && st.contains("peers") ? st["peers"].dump() : "?") + "\n";
+  }
+  return s;
+}
+
+// Writes `size` pseudo-random bytes (incompressible, no repeated blocks).
+void write_random_file(const std::string& path, uint64_t size, uint64_t seed) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  ASSERT_TRUE(f.good()) << path;
+  std::mt19937_64 rng(seed);
+  std::vector<uint64_t> buf(1 << 17);  // 1 MiB
+  for (uint64_t done = 0; done < size;) {
+    for (auto& w : buf) w = rng();
+    uint64_t n = std::min<uint64_t>(size - done, buf.size() * 8);
+    f.write(reinterpret_cast<const char*>(buf.data()), std::streamsize(n));
+    done += n;
+  }
+  f.close();
+  ASSERT_TRUE(f.good()) << path;
 }
 
 }  // namespace recsync::test

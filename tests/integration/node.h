@@ -138,4 +138,30 @@ class Pair {
 void expect_archived_exactly_once(const std::vector<ManifestEntry>& manifest,
                                   const std::map<std::string, FileInfo>& archive);
 
+
+// ----- helpers shared by the replication and backfill tests -----
+
+// A number at a path of keys in a status document; -1 when absent or not a
+// number (so that "== 0" cannot pass on a missing field).
+int64_t num(const nlohmann::json& j, std::initializer_list<const char*> path);
+// replication.queue.files from status (-1 when the daemon does not answer).
+int64_t queue_files(Node& n);
+// Archive files with a hidden component (partials, temps): none must remain.
+std::vector<std::string> hidden_files(Node& n);
+// The same relative paths with the same size and hash on both nodes.
+void expect_same_archives(Node& a, Node& b);
+// recsync-loadgen into n's spool, in the background.
+std::unique_ptr<Process> spawn_loadgen(Node& n, std::vector<std::string> args);
+// Lines of log holding both a and b.
+size_t count_lines_with(const std::string& log, const std::string& a, const std::string& b);
+// Every node has archived everything it recorded, both queues are empty and
+// both archives hold `want` recordings.
+bool converged(Pair& p, size_t want);
+// The end of n's log, for failure messages.
+std::string log_tail(Node& n, size_t bytes = 6000);
+// Spool, archive, replication and peers of both nodes, for failure messages.
+std::string describe(Pair& p);
+// Writes `size` pseudo-random bytes (incompressible, no repeated blocks).
+void write_random_file(const std::string& path, uint64_t size, uint64_t seed);
+
 }  // namespace recsync::test

@@ -184,7 +184,69 @@ TEST_F(CliTest, ExitCodesForUsageUnreachableAndConfigErrors) {
   EXPECT_EQ(out, "RECSYNC UNKNOWN - daemon not reachable\n");
   EXPECT_EQ(run({"-c", dir_ + "/missing.conf", "status"}), kExitConfig);
   EXPECT_EQ(run({"-c", dir_ + "/missing.conf", "id"}), kExitConfig);
-  EXPECT_EQ(run({"--socket", none, "backfill"}), kExitFailure);
+  EXPECT_EQ(run({"--socket", none, "backfill"}), kExitUnavailable);
+}
+
+json sample_backfill(const std::string& state, uint64_t conflicts) {
+  json plan = json::object();
+  for (const char* k : {"in_sync", "in_sync_unverified", "conflict", "pull", "push",
+                        "skip_tombstoned", "skip_past_retention", "skip_planned"})
+    plan[k] = {{"files", 0}, {"bytes", 0}};
+  plan["pull"] = {{"files", 3}, {"bytes", 3000}};
+  plan["conflict"] = {{"files", conflicts}, {"bytes", 0}};
+  plan["files_equal"] = 10;
+  return {{"job", 7},
+          {"state", state},
+          {"dry_run", false},
+          {"peers", {{{"name", "fs2"}, {"state", "planned"}, {"plan", plan}, {"error", ""}}}},
+          {"pull",
+           {{"total", {{"files", 3}, {"bytes", 3000}}},
+            {"done", {{"files", 2}, {"bytes", 2000}}},
+            {"gone", {{"files", 1}, {"bytes", 1000}}}}},
+          {"push",
+           {{"total", {{"files", 0}, {"bytes", 0}}},
+            {"done", {{"files", 0}, {"bytes", 0}}},
+            {"gone", {{"files", 0}, {"bytes", 0}}}}},
+          {"files_total", 3},
+          {"files_done", 3},
+          {"bytes_total", 3000},
+          {"bytes_done", 3000}};
+}
+
+TEST(CliFormat, BackfillBarLineSummaryAndExitCode) {
+  json bf = sample_backfill("running", 0);
+  bf["files_done"] = 1;
+  bf["bytes_done"] = 1500;
+  const std::string bar = backfill_bar(bf, 500, 10);
+  EXPECT_EQ(bar, "[#####     ]  50%  1/3 files  1.5 KiB/2.9 KiB  500 B/s  ETA 3s") << bar;
+  json line = backfill_progress_line(bf, 500);
+  EXPECT_EQ(line["files_done"], 1);
+  EXPECT_DOUBLE_EQ(line["eta_s"].get<double>(), 3.0);
+  EXPECT_TRUE(backfill_progress_line(bf, 0)["eta_s"].is_null());
+  const std::string sum = backfill_summary(sample_backfill("done", 0));
+  EXPECT_NE(sum.find("backfill 7 done"), std::string::npos) << sum;
+  EXPECT_NE(sum.find("fs2: planned; to pull 3 (2.9 KiB), to push 0 (0 B), in sync 10"),
+            std::string::npos)
+      << sum;
+  EXPECT_NE(sum.find("pulled 2 files (2 KiB), pushed 0 files (0 B), 1 no longer there"),
+            std::string::npos)
+      << sum;
+  EXPECT_EQ(backfill_exit_code(sample_backfill("done", 0)), kExitOk);
+  EXPECT_EQ(backfill_exit_code(sample_backfill("done", 2)), kExitFailure) << "conflicts";
+  EXPECT_EQ(backfill_exit_code(sample_backfill("partial", 0)), kExitFailure);
+  EXPECT_EQ(backfill_exit_code(sample_backfill("failed", 0)), kExitCritical);
+}
+
+TEST_F(CliTest, BackfillFollowsTheJobToItsEndInJsonLines) {
+  serve({{"backfill_start", {{"ok", true}, {"job", 7}}},
+         {"backfill_status", {{"ok", true}, {"backfill", sample_backfill("done", 0)}}}});
+  std::string out;
+  EXPECT_EQ(run({"--socket", sock_, "backfill", "--json", "--peer", "fs2", "--dry-run"}, &out),
+            kExitOk);
+  EXPECT_EQ(last_request_["cmd"], "backfill_status");
+  json fin = json::parse(out.substr(0, out.find('\n')));
+  EXPECT_EQ(fin["final"], true);
+  EXPECT_EQ(fin["state"], "done");
 }
 
 }  // namespace
