@@ -35,9 +35,11 @@ std::optional<Qualified> parse_qualified_rel(const std::string& rel) {
   const size_t slash = rel.rfind('/');
   const size_t base = slash == std::string::npos ? 0 : slash + 1;
   const size_t dot = ext_dot(rel);
-  // The qualifier sits before the extension (or at the end without one);
-  // node names may contain '.', so try each ".from-" in the basename.
-  for (size_t at = rel.find(kFrom, base); at != std::string::npos; at = rel.find(kFrom, at + 1)) {
+  // The qualifier sits before the extension (or at the end without one).
+  // Node names may contain '.', and an origin path may itself hold
+  // ".from-": the last qualifier is the outermost, so try from the end.
+  for (size_t at = rel.rfind(kFrom); at != std::string::npos && at >= base;
+       at = at == 0 ? std::string::npos : rel.rfind(kFrom, at - 1)) {
     if (at == base) continue;  // the stem must not be empty
     const size_t end = (dot != std::string::npos && dot > at) ? dot : rel.size();
     std::string origin = rel.substr(at + kFrom.size(), end - at - kFrom.size());

@@ -74,8 +74,8 @@ Result<Placed> Placer::place_locked(const std::string& tmp, const Identity& id, 
       lg->error("conflict: {} from {} ({}) differs from the copy here ({}); neither is replaced",
                 plain, id.origin, id.hash, (*occ)->hash);
       (void)env_->unlink(tmp);
-      return Status(Status::from_errno(
-          EEXIST, "conflict: " + plain + " from " + id.origin + " differs from the copy here"));
+      return Status::conflict("conflict: " + plain + " from " + id.origin +
+                              " differs from the copy here");
     case PlaceAction::kTakeOver: {
       collisions_++;
       const std::string moved = qualified_rel(plain, (*occ)->origin);
@@ -111,6 +111,48 @@ Result<Placed> Placer::place_locked(const std::string& tmp, const Identity& id, 
     }
   }
   return Status::invalid("placement: unknown action");
+}
+
+Result<std::string> Placer::relocate(const std::string& rel, const Identity& id) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto lg = log::get("archive");
+  const std::string& plain = id.origin_rel;
+  auto occ = occupant(plain);
+  if (!occ) return occ.status();
+  std::string to;
+  switch (decide_placement(id, *occ)) {
+    case PlaceAction::kFree:
+      to = plain;
+      break;
+    case PlaceAction::kTakeOver: {
+      const std::string moved = qualified_rel(plain, (*occ)->origin);
+      RECSYNC_RETURN_IF_ERROR(
+          env_->rename_noreplace(path_join(root_, plain), path_join(root_, moved)));
+      RECSYNC_RETURN_IF_ERROR(env_->sync_dir(path_dirname(path_join(root_, plain))));
+      RECSYNC_RETURN_IF_ERROR(store_->queue().move_recording(plain, moved));
+      to = plain;
+      break;
+    }
+    case PlaceAction::kQualified: {
+      to = qualified_rel(plain, id.origin);
+      auto there = occupant(to);
+      if (!there) return there.status();
+      if (*there) {
+        lg->warn("migration: {} stays where it is: {} is taken", rel, to);
+        return rel;
+      }
+      break;
+    }
+    default:
+      lg->warn("migration: {} stays where it is ({} at {})", rel,
+               place_action_name(decide_placement(id, *occ)), plain);
+      return rel;
+  }
+  RECSYNC_RETURN_IF_ERROR(env_->rename_noreplace(path_join(root_, rel), path_join(root_, to)));
+  RECSYNC_RETURN_IF_ERROR(env_->sync_dir(path_dirname(path_join(root_, to))));
+  RECSYNC_RETURN_IF_ERROR(store_->queue().move_recording(rel, to, plain));
+  lg->info("migration: {} ({}'s recording of {}) moved to {}", rel, id.origin, plain, to);
+  return to;
 }
 
 std::optional<std::string> Placer::find(const Identity& id) {

@@ -46,6 +46,7 @@ class Placer {
       : env_(env), store_(store), root_(std::move(archive_root)), self_(std::move(self)) {}
 
   const std::string& self() const { return self_; }
+  const std::string& root() const { return root_; }
   // "local" -> this node's name; others unchanged.
   std::string node_of(const std::string& origin) const {
     return origin == kLocalOrigin ? self_ : origin;
@@ -57,6 +58,13 @@ class Placer {
   using Record = std::function<Status(const Placed&)>;
   Result<Placed> place(const std::string& tmp, const Identity& id, uint64_t size,
                        const Record& record);
+
+  // Moves the recording now at rel (the content of `id`, published by an
+  // older recsync as name.vN.ext beside another node's recording) to where
+  // the rule puts it, the other recording too if it must move, and updates
+  // their rows and queue entries. Leaves it where it is when that place
+  // holds the same content or a conflict (logged). Returns where it is now.
+  Result<std::string> relocate(const std::string& rel, const Identity& id);
 
   // Where this node holds the content of `id` (at its plain or its
   // qualified path), or nullopt (not here, or it could not be told).

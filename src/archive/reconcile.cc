@@ -1,5 +1,6 @@
 #include "archive/reconcile.h"
 
+#include "archive/migrate_identity.h"
 #include "recsync/clock.h"
 #include "recsync/log.h"
 #include "recsync/names.h"
@@ -44,6 +45,10 @@ void ArchiveReconciler::run(const FileFilter& filter) {
       "({:.1f} s)",
       seen_.load(), gone ? *gone : 0, temps,
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  if (placer_ && !stop_) {
+    if (Status s = migrate_versioned_copies(env_, store_, placer_, stop_); !s)
+      lg->error("identity migration: {} (tried again at the next start)", s.message());
+  }
 }
 
 void ArchiveReconciler::walk(const FileFilter& filter, const std::string& rel_dir, int64_t gen,
@@ -76,7 +81,13 @@ void ArchiveReconciler::walk(const FileFilter& filter, const std::string& rel_di
       continue;
     }
     const int64_t rec_ms = st->mtime_ns / 1'000'000;
-    batch.push_back(make_recording_row(rel, de.name, st->size, "", rec_ms, rec_ms, "local"));
+    RecordingRow row = make_recording_row(rel, de.name, st->size, "", rec_ms, rec_ms, kLocalOrigin);
+    if (auto q = parse_qualified_rel(rel)) {
+      row = make_recording_row(rel, path_basename(q->origin_rel), st->size, "", rec_ms, rec_ms,
+                               q->origin == self_ ? kLocalOrigin : q->origin);
+      row.origin_rel = q->origin_rel;
+    }
+    batch.push_back(std::move(row));
     seen_++;
     if (batch.size() >= kBatch) {
       if (Status s = rec_->scan_seen(batch, gen); !s)

@@ -199,8 +199,8 @@ Status Daemon::Impl::start_components() {
       std::move(sopt), [] { return steady_ms(); });
   retention_ = std::make_unique<RetentionScheduler>(env_, store_.get(), cfg_.archive.path,
                                                     retention_settings(cfg_));
-  reconciler_ = std::make_unique<ArchiveReconciler>(env_, &store_->recordings(), cfg_.archive.path,
-                                                    start_ms_);
+  reconciler_ = std::make_unique<ArchiveReconciler>(env_, store_.get(), cfg_.archive.path,
+                                                    start_ms_, cfg_.node, placer_.get());
   control_ctx_ = ControlContext{cfg_.node,       env_,           store_.get(),
                                 repl_.get(),     spool_.get(),   retention_.get(),
                                 cfg_.spool.path, cfg_.archive.path};

@@ -250,6 +250,21 @@ Result<std::optional<RecordingRow>> Recordings::find_identity(const std::string&
   return std::optional<RecordingRow>(read_row(u.get()));
 }
 
+Result<std::vector<RecordingRow>> Recordings::versioned_candidates() {
+  Db::Lock l(*db_);
+  auto s = db_->stmt(l,
+                     "SELECT id, rel, name, size, hash, rec_time_ms, archived_at_ms, origin, "
+                     "origin_rel FROM recordings WHERE origin_rel = '' AND rel LIKE '%.v%' "
+                     "ORDER BY rel");
+  if (!s) return s.status();
+  Use u(*s);
+  std::vector<RecordingRow> out;
+  int rc;
+  while ((rc = sqlite3_step(u.get())) == SQLITE_ROW) out.push_back(read_row(u.get()));
+  if (rc != SQLITE_DONE) return db_->error(rc, "versioned candidates");
+  return out;
+}
+
 Result<StoreStats> Recordings::stats() {
   Db::Lock l(*db_);
   StoreStats st;

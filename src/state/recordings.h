@@ -73,6 +73,9 @@ class Recordings {
   // placement rule put it: at origin_rel, or at a qualified path.
   Result<std::optional<RecordingRow>> find_identity(const std::string& origin_rel,
                                                     const std::string& origin);
+  // Rows at a path that looks versioned ("*.v*"), without an origin path:
+  // the candidates of the identity migration (archive/migrate_identity.h).
+  Result<std::vector<RecordingRow>> versioned_candidates();
   // Counts and byte totals are kept by triggers, times come from the
   // (rec_time_ms, id) index: answers in well under a millisecond at any size.
   Result<StoreStats> stats();

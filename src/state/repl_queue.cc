@@ -67,20 +67,21 @@ Status ReplQueue::enqueue_locked(const Db::Lock& l, const RecordingRow& r,
   return Status::ok();
 }
 
-Status ReplQueue::move_recording(const std::string& from_rel, const std::string& to_rel) {
+Status ReplQueue::move_recording(const std::string& from_rel, const std::string& to_rel,
+                                 const std::string& origin_rel) {
   Db::Lock l(*db_);
   Db::Txn t(*db_, l);
   RECSYNC_RETURN_IF_ERROR(t.begin());
-  for (const char* sql :
-       {"UPDATE recordings SET rel = ?2, origin_rel = CASE WHEN origin_rel = '' THEN ?1 ELSE "
-        "origin_rel END WHERE rel = ?1",
-        "UPDATE repl_queue SET rel = ?2, origin_rel = CASE WHEN origin_rel = '' THEN ?1 ELSE "
-        "origin_rel END WHERE rel = ?1"}) {
+  for (const char* sql : {"UPDATE recordings SET rel = ?2, origin_rel = CASE WHEN ?3 <> '' THEN ?3 "
+                          "WHEN origin_rel = '' THEN ?1 ELSE origin_rel END WHERE rel = ?1",
+                          "UPDATE repl_queue SET rel = ?2, origin_rel = CASE WHEN ?3 <> '' THEN ?3 "
+                          "WHEN origin_rel = '' THEN ?1 ELSE origin_rel END WHERE rel = ?1"}) {
     auto s = db_->stmt(l, sql);
     if (!s) return s.status();
     Use u(*s);
     bind_text(u.get(), 1, from_rel);
     bind_text(u.get(), 2, to_rel);
+    bind_text(u.get(), 3, origin_rel);
     int rc = sqlite3_step(u.get());
     if (rc != SQLITE_DONE) return db_->error(rc, "move " + from_rel + " -> " + to_rel);
   }

@@ -67,9 +67,10 @@ class ReplQueue {
 
   // A recording moved from from_rel to to_rel in the archive (placement.h:
   // a loser moved to its qualified path): its row and its queue entries
-  // follow, in one transaction. A row that had no origin_rel keeps from_rel
-  // as its origin path.
-  Status move_recording(const std::string& from_rel, const std::string& to_rel);
+  // follow, in one transaction. Its origin path becomes origin_rel if given,
+  // else stays (a row that had none keeps from_rel as its origin path).
+  Status move_recording(const std::string& from_rel, const std::string& to_rel,
+                        const std::string& origin_rel = "");
 
   // Queues r for each of `peers` at prio (a caller holding the Db lock in a
   // wider transaction: the backfill plan). Does not ring the doorbell.
