@@ -72,6 +72,16 @@ std::string human_status(const json& s) {
                    re["refused"].get<std::string>().empty()
                        ? ""
                        : "; refused: " + re["refused"].get<std::string>());
+  if (s.contains("backfill") && s["backfill"].is_object()) {
+    const json& bf = s["backfill"];
+    const uint64_t total = bf["bytes_total"].get<uint64_t>();
+    o += fmt::format("backfill   {} {} (started {}): {} of {} files, {} of {}{}\n",
+                     bf["job"].get<int64_t>(), bf["state"].get<std::string>(),
+                     bf["started"].get<std::string>(), bf["files_done"].get<uint64_t>(),
+                     bf["files_total"].get<uint64_t>(),
+                     format_bytes(bf["bytes_done"].get<uint64_t>()), format_bytes(total),
+                     bf["dry_run"].get<bool>() ? " (dry run)" : "");
+  }
   if (s["alarms"].empty()) {
     o += "alarms     none\n";
   } else {

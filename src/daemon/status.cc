@@ -152,6 +152,11 @@ std::vector<Alarm> status_alarms(const StatusInputs& in, int64_t now) {
     a.push_back(*s);
   a.insert(a.end(), in.other_alarms.begin(), in.other_alarms.end());
   if (in.repl) peer_alarms(*in.repl, now, a);
+  if (in.conflicts > 0)
+    a.push_back({"warning",
+                 fmt::format("identity conflicts: {} recordings arrived with content that differs "
+                             "from the copy here; neither was replaced (log: \"conflict:\")",
+                             in.conflicts)});
   const PruneReport& last = in.retention.last;
   if (!last.refused.empty() && last.refused != "retention disabled")
     a.push_back({"warning", "retention refused: " + last.refused});

@@ -2,6 +2,8 @@
 // daemon's replies, and run_cli() against a control socket served by a
 // ControlServer on a loop thread of the test (canned replies), for the exit
 // codes recsync(1) documents.
+#include "cli/cli.h"
+
 #include <gtest/gtest.h>
 #include <uv.h>
 
@@ -9,7 +11,6 @@
 #include <filesystem>
 #include <thread>
 
-#include "cli/cli.h"
 #include "cli/format.h"
 #include "control/control_server.h"
 #include "recsync/exit_codes.h"
@@ -52,6 +53,20 @@ TEST(CliFormat, HumanStatusShowsEachPart) {
             std::string::npos)
       << s;
   EXPECT_NE(s.find("alarms     none"), std::string::npos) << s;
+  EXPECT_EQ(s.find("backfill"), std::string::npos) << "no job, no line: " << s;
+  json with = sample_status();
+  with["backfill"] = {{"job", 4},
+                      {"state", "running"},
+                      {"started", "2026-12-06T10:00:00Z"},
+                      {"files_done", 3},
+                      {"files_total", 10},
+                      {"bytes_done", 3072},
+                      {"bytes_total", 10240},
+                      {"dry_run", false}};
+  EXPECT_NE(human_status(with).find("backfill   4 running (started 2026-12-06T10:00:00Z): 3 of 10 "
+                                    "files, 3 KiB of 10 KiB\n"),
+            std::string::npos)
+      << human_status(with);
 }
 
 TEST(CliFormat, CheckFollowsTheWorstAlarm) {
@@ -106,13 +121,12 @@ class CliTest : public ::testing::Test {
     thread_ = std::thread([this] {
       uv_loop_t loop;
       uv_loop_init(&loop);
-      ControlServer server(&loop, sock_, "",
-                           [this](const json& req, const PeerCred&, ControlServer::Reply reply) {
-                             last_request_ = req;
-                             auto it = replies_.find(req.value("cmd", ""));
-                             reply(it != replies_.end() ? it->second
-                                                        : json{{"ok", false}, {"error", "nope"}});
-                           });
+      ControlServer server(
+          &loop, sock_, "", [this](const json& req, const PeerCred&, ControlServer::Reply reply) {
+            last_request_ = req;
+            auto it = replies_.find(req.value("cmd", ""));
+            reply(it != replies_.end() ? it->second : json{{"ok", false}, {"error", "nope"}});
+          });
       stop_.data = &server;
       uv_async_init(&loop, &stop_, [](uv_async_t* a) {
         static_cast<ControlServer*>(a->data)->close();

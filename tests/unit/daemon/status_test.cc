@@ -147,15 +147,15 @@ TEST(StatusAlarms, EveryRuleAndItsThreshold) {
   in.repl = rs;
   in.retention.last.refused = "clock is behind the newest recording by 2h";
   in.retention.last.errors = 3;
-  EXPECT_EQ(texts(status_alarms(in, kNow)),
-            (std::vector<std::string>{
-                "critical: archive full: write: No space left on device",
-                "warning: spool usage 75% (warning watermark 70%)",
-                "critical: inotify watch limit reached",
-                "critical: peer fs2 refused: bad certificate",
-                "warning: refused an incoming peer connection: 10.0.0.9:5000: not a peer",
-                "warning: retention refused: clock is behind the newest recording by 2h",
-                "warning: retention: 3 files could not be deleted in the last pass"}));
+  EXPECT_EQ(
+      texts(status_alarms(in, kNow)),
+      (std::vector<std::string>{
+          "critical: archive full: write: No space left on device",
+          "warning: spool usage 75% (warning watermark 70%)",
+          "critical: inotify watch limit reached", "critical: peer fs2 refused: bad certificate",
+          "warning: refused an incoming peer connection: 10.0.0.9:5000: not a peer",
+          "warning: retention refused: clock is behind the newest recording by 2h",
+          "warning: retention: 3 files could not be deleted in the last pass"}));
   // A minute of waiting makes the unreachable peer a warning, an hour critical.
   in.repl->peers[1].queue.oldest_enqueued_ms = kNow - 60'000;
   auto a = texts(status_alarms(in, kNow));
@@ -175,6 +175,11 @@ TEST(StatusAlarms, EveryRuleAndItsThreshold) {
   in.retention.last.refused = "retention disabled";
   in.retention.last.errors = 0;
   EXPECT_EQ(status_alarms(in, kNow).size(), 5u);
+  // Identity conflicts stay a warning for as long as the count is not zero.
+  in.conflicts = 2;
+  EXPECT_EQ(texts(status_alarms(in, kNow)).back(),
+            "warning: identity conflicts: 2 recordings arrived with content that differs from the "
+            "copy here; neither was replaced (log: \"conflict:\")");
 }
 
 TEST(StatusAlarms, SpoolWatermarks) {
