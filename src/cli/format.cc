@@ -72,6 +72,8 @@ std::string human_status(const json& s) {
                    re["refused"].get<std::string>().empty()
                        ? ""
                        : "; refused: " + re["refused"].get<std::string>());
+  if (re.contains("waiting") && !re["waiting"].get<std::string>().empty())
+    o += "           next pass " + re["waiting"].get<std::string>() + "\n";
   if (s.contains("backfill") && s["backfill"].is_object()) {
     const json& bf = s["backfill"];
     const uint64_t total = bf["bytes_total"].get<uint64_t>();

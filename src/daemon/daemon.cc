@@ -201,8 +201,9 @@ Status Daemon::Impl::start_components() {
                                                     retention_settings(cfg_));
   reconciler_ = std::make_unique<ArchiveReconciler>(env_, store_.get(), cfg_.archive.path,
                                                     start_ms_, cfg_.node, placer_.get());
-  control_ctx_ = ControlContext{cfg_.node,       env_,           store_.get(),
-                                repl_.get(),     spool_.get(),   retention_.get(),
+  control_ctx_ = ControlContext{cfg_.node,       env_,
+                                store_.get(),    repl_.get(),
+                                spool_.get(),    retention_.get(),
                                 cfg_.spool.path, cfg_.archive.path};
   control_ctx_.status = [this] { return status(); };
   control_ctx_.reload = [this] { reload(); };
@@ -296,6 +297,13 @@ Status Daemon::Impl::run() {
     return s;
   }
   reconciler_->start(spool_->filter(), [r = retention_.get()] { r->set_reconciled(); });
+  if (repl_)
+    retention_->set_peer_clocks([r = repl_.get()] {
+      std::vector<PeerClock> out;
+      for (const auto& p : r->peers())
+        out.push_back({p.name, p.clock_measured_ms, p.clock_offset_ms, std::max(p.rtt_ms, 0.0)});
+      return out;
+    });
   retention_->start();
   bandwidth_->apply(env_->now(), "schedule");
   if (repl_) repl_->start();

@@ -52,22 +52,26 @@ json peer_json(const replication::PeerStatus& p, int64_t now) {
                 {"read_bytes", p.in_flight->read_bytes},
                 {"sent_bytes", p.in_flight->sent_bytes},
                 {"elapsed_s", (now - p.in_flight->started_ms) / 1000.0}};
-  return {{"name", p.name},
-          {"address", p.address},
-          {"fingerprint", p.fingerprint},
-          {"state", replication::peer_state_name(p.state)},
-          {"connected_s",
-           p.connected_since_ms ? json((now - p.connected_since_ms) / 1000) : json(nullptr)},
-          {"last_ack_s", p.last_ack_ms ? json((now - p.last_ack_ms) / 1000.0) : json(nullptr)},
-          {"rtt_ms", p.rtt_ms >= 0 ? json(p.rtt_ms) : json(nullptr)},
-          {"sent_bytes", p.sent_bytes},
-          {"received_bytes", p.received_bytes},
-          {"acked_files", p.acked_files},
-          {"received_files", p.received_files},
-          {"failed_transfers", p.failed_transfers},
-          {"queue", queue_json(p.queue, now)},
-          {"in_flight", inflight},
-          {"last_error", p.last_error}};
+  return {
+      {"name", p.name},
+      {"address", p.address},
+      {"fingerprint", p.fingerprint},
+      {"state", replication::peer_state_name(p.state)},
+      {"connected_s",
+       p.connected_since_ms ? json((now - p.connected_since_ms) / 1000) : json(nullptr)},
+      {"last_ack_s", p.last_ack_ms ? json((now - p.last_ack_ms) / 1000.0) : json(nullptr)},
+      {"rtt_ms", p.rtt_ms >= 0 ? json(p.rtt_ms) : json(nullptr)},
+      {"clock_offset_s", p.clock_measured_ms ? json(p.clock_offset_ms / 1000.0) : json(nullptr)},
+      {"clock_measured_s",
+       p.clock_measured_ms ? json((now - p.clock_measured_ms) / 1000) : json(nullptr)},
+      {"sent_bytes", p.sent_bytes},
+      {"received_bytes", p.received_bytes},
+      {"acked_files", p.acked_files},
+      {"received_files", p.received_files},
+      {"failed_transfers", p.failed_transfers},
+      {"queue", queue_json(p.queue, now)},
+      {"in_flight", inflight},
+      {"last_error", p.last_error}};
 }
 
 json replication_json(const StatusInputs& in, int64_t now, json& peers) {
@@ -202,6 +206,7 @@ json status_json(const StatusInputs& in, int64_t now) {
                     {"last_pruned", r.last.removed},
                     {"pruned_total", in.pruned_total},
                     {"refused", r.last.refused},
+                    {"waiting", r.waiting},
                     {"holds", in.holds}};
   j["backfill"] = in.backfill ? backfill_json(*in.backfill) : json(nullptr);
   j["identity"] = {{"collisions", in.collisions}, {"conflicts", in.conflicts}};

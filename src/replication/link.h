@@ -30,6 +30,7 @@ inline constexpr auto kConnectTimeout = 10s;
 inline constexpr auto kHelloTimeout = 10s;
 inline constexpr auto kReplyTimeout = 120s;  // OFFER/END -> reply: covers the peer's fsyncs
 inline constexpr auto kIdlePing = 10s;       // a sender pings an idle link this often
+inline constexpr auto kClockPing = 60s;      // and a busy live link (clock offset), between files
 inline constexpr auto kReceiverIdle = 45s;   // a receiver drops a link silent this long
 inline constexpr size_t kReadChunk = 256 * 1024;
 inline constexpr size_t kWindow = 4;  // transfers awaiting their ACK at once, per link

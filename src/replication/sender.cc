@@ -131,6 +131,8 @@ Status Sender::session(Connection& c, bool& greeted) {
   Link l{c, {}};
   uint64_t next_id = 1;
   pulled_at_ = {};
+  // The clock comparison first: retention may be waiting for it.
+  if (!backfill()) RECSYNC_RETURN_IF_ERROR(ping(c));
   auto last_traffic = std::chrono::steady_clock::now();
   Doorbell& bell = ctx_.store->queue().doorbell();
   while (!ctx_.stop.stopped()) {
@@ -171,6 +173,12 @@ Status Sender::step(Link& l, uint64_t& next_id, bool& worked) {
     RECSYNC_RETURN_IF_ERROR(backfill_step(l, next_id, worked));
     if (worked) return Status::ok();
     worked = true;
+  }
+  // A busy live link still compares clocks now and then: let the window
+  // drain (a PONG must be the next frame), then PING.
+  if (!backfill() && std::chrono::steady_clock::now() - clock_at_ >= kClockPing) {
+    if (!l.awaiting.empty()) return wait_verdict(l);
+    return ping(l.c);
   }
   if (l.awaiting.size() >= kWindow) return wait_verdict(l);
   // The next entry not already awaiting its verdict.
@@ -217,17 +225,23 @@ Status Sender::backfill_step(Link& l, uint64_t& next_id, bool& worked) {
 
 Status Sender::ping_if_idle(Connection& c, std::chrono::steady_clock::time_point& last_traffic) {
   if (std::chrono::steady_clock::now() - last_traffic < kIdlePing) return Status::ok();
+  RECSYNC_RETURN_IF_ERROR(ping(c));
+  last_traffic = std::chrono::steady_clock::now();
+  return Status::ok();
+}
+
+Status Sender::ping(Connection& c) {
   const uint64_t nonce = static_cast<uint64_t>(steady_ns());
-  peer::PingMsg ping{nonce, wall_ns(ctx_.env), 0, 0};
-  RECSYNC_RETURN_IF_ERROR(send_msg(c, FrameType::kPing, ping));
+  const peer::PingMsg out{nonce, wall_ns(ctx_.env), 0, 0};
+  RECSYNC_RETURN_IF_ERROR(send_msg(c, FrameType::kPing, out));
   auto fr = c.recv(kHelloTimeout);
   if (!fr) return fr.status().with_context("waiting for PONG");
   const int64_t t3 = wall_ns(ctx_.env);
   peer::PingMsg pong;
   if (fr->type != FrameType::kPong || !peer::decode(fr->payload, &pong) || pong.nonce != nonce ||
-      pong.t0_ns != ping.t0_ns)
+      pong.t0_ns != out.t0_ns)
     return Status::corrupt("bad PONG");
-  last_traffic = std::chrono::steady_clock::now();
+  clock_at_ = std::chrono::steady_clock::now();
   const ClockSample cs = clock_sample(pong.t0_ns, pong.t1_ns, pong.t2_ns, t3);
   if (!backfill()) ctx_.board.set_clock(i_, cs.offset_ms, cs.rtt_ms);
   return Status::ok();

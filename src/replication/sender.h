@@ -56,6 +56,8 @@ class Sender {
   // requesting pulls for the running job (backfill_jobs.h).
   Status backfill_step(Link& l, uint64_t& next_id, bool& worked);
   Status ping_if_idle(peer::Connection& c, std::chrono::steady_clock::time_point& last_traffic);
+  // PING, PONG; the live lane records the peer's clock offset on the board.
+  Status ping(peer::Connection& c);
   Status send_governed(peer::Connection& c, peer::FrameType t, uint64_t id,
                        std::span<const uint8_t> data, Priority prio);
   // Offers one entry and streams its data; its verdict is left to come
@@ -85,6 +87,7 @@ class Sender {
   // Backfill lane: pulls of the running job were requested on this link at
   // this steady time (0: not yet on this link: ask for all again).
   std::chrono::steady_clock::time_point pulled_at_{};
+  std::chrono::steady_clock::time_point clock_at_{};  // last PING on this link
 };
 
 }  // namespace recsync::replication

@@ -62,6 +62,8 @@ class Service {
   BackfillJobs& backfill() { return *jobs_; }
   void tick();
   std::vector<std::string> peer_names() const;
+  // The board alone (no store access): any thread.
+  std::vector<PeerStatus> peers() const { return board_.peers(); }
 
   // A snapshot for status: the board, the queue of each peer (from the
   // store, sub-millisecond) and the rate.

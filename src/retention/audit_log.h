@@ -8,10 +8,9 @@
 //    "deleted_at":"2024-05-16T10:00:00.000Z","policy":"retention keep=15d"}
 //
 // Thread safety: one AuditLog per thread (the pruner owns it for one run).
+#include <memory>
 #include <string>
 #include <vector>
-
-#include <memory>
 
 #include "recsync/env.h"
 #include "recsync/status.h"

@@ -1,5 +1,6 @@
 #include "retention/plan.h"
 
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 
@@ -14,6 +15,37 @@ std::string clock_refusal(WallTime now, int64_t newest_rec_time_ms, const Retent
            format_span(Millis(newest_rec_time_ms - now_ms)) + " (tolerance " +
            format_span(p.clock_tolerance) + ")";
   return "";
+}
+
+PeerClockVerdict peer_clock_verdict(const std::vector<PeerClock>& peers, int64_t now_ms,
+                                    int64_t start_ms, const RetentionPolicy& p) {
+  PeerClockVerdict v;
+  if (p.keep.count() <= 0) return v;
+  std::vector<std::string> off, unmeasured;
+  for (const PeerClock& c : peers) {
+    if (c.measured_ms == 0) {
+      unmeasured.push_back(c.name);
+      continue;
+    }
+    if (now_ms - c.measured_ms > kPeerClockFresh.count()) continue;
+    const double excess = std::abs(c.offset_ms) - c.rtt_ms / 2;
+    if (excess <= static_cast<double>(p.clock_tolerance.count())) continue;
+    // Whole seconds once it is that large: "3d" rather than "3d0h0m0s12ms".
+    int64_t ms = std::llround(std::abs(c.offset_ms));
+    if (ms >= 10'000) ms = (ms + 500) / 1000 * 1000;
+    off.push_back("peer " + c.name + " by " + format_span(Millis(ms)) + " (the peer is " +
+                  (c.offset_ms > 0 ? "ahead" : "behind") + ")");
+  }
+  auto join = [](const std::vector<std::string>& v) {
+    std::string s;
+    for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+    return s;
+  };
+  if (!off.empty())
+    v.refusal = "clock differs from " + join(off) + "; tolerance " + format_span(p.clock_tolerance);
+  else if (!unmeasured.empty() && now_ms < start_ms + kPeerClockWait.count())
+    v.waiting = "waiting for a clock comparison with " + join(unmeasured);
+  return v;
 }
 
 int64_t retention_cutoff_ms(WallTime now, const RetentionPolicy& p) {

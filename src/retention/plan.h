@@ -30,6 +30,35 @@ inline constexpr int64_t kPlausibleEpochMs = 1577836800000;
 // newest_rec_time_ms of 0 means no recordings (never a refusal).
 std::string clock_refusal(WallTime now, int64_t newest_rec_time_ms, const RetentionPolicy& p);
 
+// Clock safety across nodes. A peer's clock as the replication link last
+// measured it (NTP-style: offset = peer - us, error at most rtt / 2).
+struct PeerClock {
+  std::string name;
+  int64_t measured_ms = 0;  // wall time of the measurement; 0 = none since start
+  double offset_ms = 0;
+  double rtt_ms = 0;
+};
+
+// A measurement counts this long; older ones (a link that went away long
+// ago) neither refuse nor are waited for.
+inline constexpr Millis kPeerClockFresh{3600 * 1000};
+// With peers configured, the first pass waits at most this long after start
+// for one measurement of each peer (a peer that stays away is not waited for).
+inline constexpr Millis kPeerClockWait{120 * 1000};
+
+struct PeerClockVerdict {
+  std::string refusal;  // "" = no peer's clock stands in the way
+  std::string waiting;  // "" = nothing to wait for; else why the pass waits
+};
+
+// refusal when a fresh measurement differs by more than tolerance plus its
+// error bound (rtt / 2): "clock differs from peer fs2 by +3d (the peer is
+// ahead; tolerance 1h)", naming every such peer. Otherwise waiting when a
+// peer has no measurement yet and now < start + kPeerClockWait. keep == 0
+// (retention disabled) never refuses or waits.
+PeerClockVerdict peer_clock_verdict(const std::vector<PeerClock>& peers, int64_t now_ms,
+                                    int64_t start_ms, const RetentionPolicy& p);
+
 // now - keep in ms since the epoch: recordings strictly older than this go.
 int64_t retention_cutoff_ms(WallTime now, const RetentionPolicy& p);
 

@@ -15,7 +15,8 @@ RetentionScheduler::~RetentionScheduler() { stop(); }
 void RetentionScheduler::start() {
   {
     std::lock_guard<std::mutex> l(mu_);
-    next_prune_ms_ = to_ms(env_->now()) + kFirstPassDelay.count();
+    start_ms_ = to_ms(env_->now());
+    next_prune_ms_ = start_ms_ + kFirstPassDelay.count();
   }
   thread_ = std::thread([this] { main(); });
 }
@@ -35,6 +36,13 @@ void RetentionScheduler::set_settings(const RetentionSettings& s) {
     settings_ = s;
   }
   cv_.notify_all();
+}
+
+void RetentionScheduler::set_peer_clocks(PeerClocks f) { peer_clocks_ = std::move(f); }
+
+PeerClockVerdict RetentionScheduler::peer_verdict(const RetentionPolicy& p) const {
+  if (!peer_clocks_) return {};
+  return peer_clock_verdict(peer_clocks_(), to_ms(env_->now()), start_ms_, p);
 }
 
 void RetentionScheduler::set_reconciled() {
@@ -63,6 +71,12 @@ Result<PruneReport> RetentionScheduler::dry_run() {
     std::lock_guard<std::mutex> l(mu_);
     s = settings_;
   }
+  PeerClockVerdict v = peer_verdict(s.policy);
+  if (!v.refusal.empty() || !v.waiting.empty()) {
+    PruneReport r;
+    r.refused = v.refusal.empty() ? v.waiting : v.refusal;
+    return r;
+  }
   std::atomic<bool> no_stop{false};
   return make_pruner(s).run(true, no_stop);
 }
@@ -74,6 +88,7 @@ RetentionSnapshot RetentionScheduler::snapshot() const {
   r.last_prune_ms = last_prune_ms_;
   r.next_prune_ms = next_prune_ms_;
   r.running = running_;
+  r.waiting = waiting_;
   r.last = last_;
   return r;
 }
@@ -89,11 +104,24 @@ void RetentionScheduler::main() {
     if (stop_.stopped()) return;
     if (!reconciled_) continue;
     if (!now_requested_ && to_ms(env_->now()) < next_prune_ms_) continue;
-    now_requested_ = false;
     const RetentionSettings s = settings_;
+    l.unlock();
+    const PeerClockVerdict v = peer_verdict(s.policy);
+    l.lock();
+    if (!v.waiting.empty()) {  // checked again in a second (the wait above)
+      if (waiting_.empty()) lg->info("retention pass held back: {}", v.waiting);
+      waiting_ = v.waiting;
+      continue;
+    }
+    waiting_.clear();
+    now_requested_ = false;
     running_ = true;
     l.unlock();
-    auto rep = make_pruner(s).run(false, stop_.flag());
+    Result<PruneReport> rep = PruneReport{};
+    if (v.refusal.empty())
+      rep = make_pruner(s).run(false, stop_.flag());
+    else
+      rep->refused = v.refusal;
     l.lock();
     running_ = false;
     last_prune_ms_ = to_ms(env_->now());
@@ -103,9 +131,11 @@ void RetentionScheduler::main() {
       continue;
     }
     last_ = std::move(rep).value();
-    if (!last_.refused.empty())
+    if (!last_.refused.empty()) {
+      if (s.policy.keep.count() > 0)  // a clock can be fixed; disabled retention stays so
+        next_prune_ms_ = last_prune_ms_ + std::min(settings_.interval, kRefusedRetry).count();
       lg->warn("retention refused: {}", last_.refused);
-    else
+    } else
       lg->info("retention pass: {} pruned ({} bytes), {} held, {} errors", last_.removed,
                last_.bytes, last_.held, last_.errors);
   }

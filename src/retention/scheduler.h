@@ -9,9 +9,18 @@
 // run_now() asks for a pass as soon as the reconcile is done. Each pass is
 // a Pruner run (pruner.h) with the settings in force when it starts.
 //
+// Clock safety across nodes: with a peer clock source set, each pass (and
+// dry run) first asks peer_clock_verdict() (plan.h). A refusal is recorded as
+// the pass's report (report.refused, the status alarm); while it says wait
+// (just started, a peer not compared yet: at most kPeerClockWait) the pass is
+// held back and snapshot().waiting says why. A refused pass (any reason) is
+// tried again after kRefusedRetry, or the interval when that is shorter
+// (disabled retention: the interval).
+//
 // Thread safety: every method from any thread. dry_run() blocks (it reads
 // the store and stats files): call it off the event loop. stop() joins.
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -35,12 +44,17 @@ struct RetentionSnapshot {
   RetentionSettings settings;
   int64_t last_prune_ms = 0, next_prune_ms = 0;  // wall; 0 = none yet
   bool running = false;
-  PruneReport last;  // of the last finished pass (would_remove empty)
+  std::string waiting;  // why a due pass is held back ("" = it is not)
+  PruneReport last;     // of the last finished pass (would_remove empty)
 };
 
 class RetentionScheduler {
  public:
   static constexpr Millis kFirstPassDelay{30'000};
+  static constexpr Millis kRefusedRetry{300'000};
+  // The peers' clocks now (replication's board); called from the retention
+  // thread and dry_run()'s caller.
+  using PeerClocks = std::function<std::vector<PeerClock>()>;
 
   // env and store must outlive the scheduler.
   RetentionScheduler(Env* env, StateStore* store, std::string archive_root, RetentionSettings s);
@@ -52,6 +66,7 @@ class RetentionScheduler {
   void stop();
 
   void set_settings(const RetentionSettings& s);  // reload: applies from the next pass
+  void set_peer_clocks(PeerClocks f);             // before start()
   void set_reconciled();
   void run_now();
   Result<PruneReport> dry_run();
@@ -60,6 +75,7 @@ class RetentionScheduler {
  private:
   void main();
   Pruner make_pruner(const RetentionSettings& s) const;
+  PeerClockVerdict peer_verdict(const RetentionPolicy& p) const;
 
   Env* env_;
   StateStore* store_;
@@ -69,8 +85,10 @@ class RetentionScheduler {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   RetentionSettings settings_;
+  PeerClocks peer_clocks_;
   bool reconciled_ = false, now_requested_ = false, running_ = false;
-  int64_t last_prune_ms_ = 0, next_prune_ms_ = 0;
+  std::string waiting_;
+  int64_t start_ms_ = 0, last_prune_ms_ = 0, next_prune_ms_ = 0;
   PruneReport last_;
 };
 

@@ -132,5 +132,41 @@ TEST(Formatting, SpanPolicyAndIsoTime) {
   EXPECT_EQ(retention_cutoff_ms(kNow, kPolicy), kNowMs - 15 * kDay);
 }
 
+TEST(PeerClockVerdict, RefusesBeyondToleranceAndErrorBoundWaitsBoundedForAFirstComparison) {
+  const int64_t start = kNowMs - 10'000;  // started 10 s ago
+  auto v = [&](std::vector<PeerClock> peers, int64_t now = kNowMs, RetentionPolicy p = kPolicy) {
+    return peer_clock_verdict(peers, now, start, p);
+  };
+  // No peers, or peers within tolerance: nothing in the way.
+  EXPECT_EQ(v({}).refusal, "");
+  EXPECT_EQ(v({}).waiting, "");
+  EXPECT_EQ(v({{"fs2", kNowMs - 1000, 3'599'000, 2}}).refusal, "");
+  // Beyond tolerance + rtt/2, either way: refused, naming peer and offset.
+  EXPECT_EQ(v({{"fs2", kNowMs - 1000, 3 * kDay + 12, 0.4}}).refusal,
+            "clock differs from peer fs2 by 3d (the peer is ahead); tolerance 1h");
+  EXPECT_EQ(v({{"fs2", kNowMs - 1000, -(3600000.0 + 1400), 2}}).refusal,
+            "clock differs from peer fs2 by 1h1s (the peer is behind); tolerance 1h");
+  // Within the error bound: 1 h + 400 ms off with a 1 s round trip is no proof.
+  EXPECT_EQ(v({{"fs2", kNowMs - 1000, 3600000.0 + 400, 1000}}).refusal, "");
+  // Every offending peer is named; an unmeasured one does not hide them.
+  EXPECT_EQ(
+      v({{"fs2", kNowMs, 2 * kDay, 1}, {"fs3", 0, 0, 0}, {"fs4", kNowMs, -7200000.0, 1}}).refusal,
+      "clock differs from peer fs2 by 2d (the peer is ahead), peer fs4 by 2h (the peer is "
+      "behind); tolerance 1h");
+  // A stale measurement (link gone for over an hour) counts no more.
+  EXPECT_EQ(v({{"fs2", kNowMs - 3'600'001, 2 * kDay, 1}}).refusal, "");
+  // Not compared yet: wait, but only until start + kPeerClockWait.
+  auto w = v({{"fs2", 0, 0, 0}, {"fs3", kNowMs, 0, 1}});
+  EXPECT_EQ(w.refusal, "");
+  EXPECT_EQ(w.waiting, "waiting for a clock comparison with fs2");
+  EXPECT_EQ(v({{"fs2", 0, 0, 0}}, start + kPeerClockWait.count() - 1).waiting,
+            "waiting for a clock comparison with fs2");
+  EXPECT_EQ(v({{"fs2", 0, 0, 0}}, start + kPeerClockWait.count()).waiting, "");
+  // Retention disabled: neither.
+  const RetentionPolicy off{Millis(0), Millis(3600000)};
+  EXPECT_EQ(v({{"fs2", kNowMs, 2 * kDay, 1}}, kNowMs, off).refusal, "");
+  EXPECT_EQ(v({{"fs2", 0, 0, 0}}, kNowMs, off).waiting, "");
+}
+
 }  // namespace
 }  // namespace recsync
