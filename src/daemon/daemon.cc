@@ -12,6 +12,7 @@
 #include "archive/spool_pipeline.h"
 #include "control/control_server.h"
 #include "daemon/control_commands.h"
+#include "daemon/preflight.h"
 #include "daemon/status.h"
 #include "peer/identity.h"
 #include "recsync/clock.h"
@@ -236,6 +237,9 @@ Status Daemon::Impl::start_loop() {
     return s;
   }
   spool_->rescan("");  // startup scan, after the watches exist: nothing slips between
+  // Under systemd RuntimeDirectory= made it; by hand it may be missing.
+  if (Status s = env_->mkdirs(path_dirname(cfg_.control.socket), 0755); !s)
+    return s.with_context("control socket folder");
   control_ = std::make_unique<ControlServer>(
       &loop_, cfg_.control.socket, cfg_.control.group,
       [this](const json& req, const PeerCred& who, ControlServer::Reply reply) {
@@ -271,10 +275,15 @@ Status Daemon::Impl::run() {
   // lease breaks are noticed by polling F_GETLEASE instead (Archiver).
   ::signal(SIGIO, SIG_IGN);
   log::set_levels(cfg_.log.level, cfg_.log.components);
-  for (const auto* p : {&cfg_.spool.path, &cfg_.archive.path}) {
-    auto st = env_->lstat(*p);
-    if (!st || !st->is_dir) return Status::invalid(*p + " is not a folder");
+  // The same checks as --check-config: every problem is logged, not only the first.
+  size_t errors = 0;
+  for (const PreflightProblem& p : preflight(cfg_, env_)) {
+    errors += p.error();
+    p.error() ? lg_->critical("{}", p.text) : lg_->warn("{}", p.text);
   }
+  if (errors > 0)
+    return Status::invalid(
+        fmt::format("{} problem(s) in {} (above) stop the start", errors, cfg_.source));
   RECSYNC_RETURN_IF_ERROR(open_state());
   RECSYNC_RETURN_IF_ERROR(start_components());
   uv_loop_init(&loop_);
