@@ -21,5 +21,8 @@ std::string human_dry_run(const nlohmann::json& reply);
 // `recsync locate` and `recsync hold list` without --json: one line each.
 std::string human_locations(const nlohmann::json& locations);
 std::string human_holds(const nlohmann::json& holds);
+// `recsync bandwidth` without --json: the cap in force and why, one line
+// (after "override cleared; " or "no override was in force; " for --clear).
+std::string human_bandwidth(const nlohmann::json& reply);
 
 }  // namespace recsync

@@ -198,6 +198,7 @@ Status Daemon::Impl::start_components() {
                                                     start_ms_);
   control_ctx_ = ControlContext{
       env_, store_.get(), spool_.get(), retention_.get(), cfg_.spool.path, cfg_.archive.path};
+  control_ctx_.bandwidth = bandwidth_.get();
   control_ctx_.status = [this] { return status(); };
   control_ctx_.reload = [this] { reload(); };
   control_ctx_.off_loop = [this](std::function<json()> work, std::function<void(json)> done) {

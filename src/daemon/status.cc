@@ -89,15 +89,24 @@ json replication_json(const StatusInputs& in, int64_t now, json& peers) {
   return {{"enabled", on},
           {"listen", on ? json(in.repl->listen) : json(nullptr)},
           {"listen_port", on ? json(in.repl->listen_port) : json(nullptr)},
-          {"bandwidth_bps", on ? in.repl->bandwidth_bps : in.bandwidth_default_bps},
+          {"bandwidth_bps", on ? in.repl->bandwidth_bps : in.bandwidth.cap_bps},
           {"bandwidth_default_bps", in.bandwidth_default_bps},
           {"bandwidth_source", in.bandwidth.source},
+          {"bandwidth_override", bandwidth_override_json(in.bandwidth.override_in_force)},
           {"schedule", in.schedule_text},
           {"rate_bps", on ? in.repl->rate_bps : 0},
           {"queue", queue_json(total, now)}};
 }
 
 }  // namespace
+
+json bandwidth_override_json(const std::optional<replication::BandwidthOverride>& o) {
+  if (!o) return nullptr;
+  return {{"cap_bps", o->cap_bps},
+          {"uid", o->uid},
+          {"set", iso(o->set_ms)},
+          {"until", iso(o->until_ms)}};
+}
 
 std::optional<Alarm> spool_usage_alarm(double used_pct, int warn_pct, int crit_pct) {
   if (used_pct >= crit_pct)

@@ -63,6 +63,9 @@ struct StatusInputs {
 // Spool usage against the watermarks, or nullopt below them.
 std::optional<Alarm> spool_usage_alarm(double used_pct, int warn_pct, int crit_pct);
 std::vector<Alarm> status_alarms(const StatusInputs& in, int64_t now_ms);
+// An operator's bandwidth override as status and `recsync bandwidth` show it:
+// {"cap_bps", "uid", "set", "until" ("" = until cleared)}, or null for none.
+nlohmann::json bandwidth_override_json(const std::optional<replication::BandwidthOverride>& o);
 nlohmann::json status_json(const StatusInputs& in, int64_t now_ms);
 
 }  // namespace recsync

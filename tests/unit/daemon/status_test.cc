@@ -125,6 +125,21 @@ TEST(StatusJson, PeersAndTheirQueuesAddUp) {
   EXPECT_EQ(j["peers"][1]["queue"]["retry"]["files"], 1);
 }
 
+TEST(StatusJson, BandwidthOverrideShowsWhoAndUntilWhen) {
+  StatusInputs in = base();
+  json j = status_json(in, kNow);
+  EXPECT_EQ(j["replication"]["bandwidth_source"], "config");
+  EXPECT_TRUE(j["replication"]["bandwidth_override"].is_null());
+  in.bandwidth = replication::bandwidth_at({50'000'000, {}, ""}, 0,
+                                           replication::BandwidthOverride{0, 1000, kNow, 0}, kNow);
+  j = status_json(in, kNow);
+  EXPECT_EQ(j["replication"]["bandwidth_bps"], 0) << "single node: the cap in force";
+  EXPECT_EQ(j["replication"]["bandwidth_default_bps"], 50'000'000);
+  EXPECT_EQ(j["replication"]["bandwidth_source"], "override");
+  EXPECT_EQ(j["replication"]["bandwidth_override"],
+            json({{"cap_bps", 0}, {"uid", 1000}, {"set", "2025-06-15T15:06:40Z"}, {"until", ""}}));
+}
+
 TEST(StatusAlarms, EveryRuleAndItsThreshold) {
   StatusInputs in = base();
   EXPECT_TRUE(status_alarms(in, kNow).empty());
@@ -147,15 +162,15 @@ TEST(StatusAlarms, EveryRuleAndItsThreshold) {
   in.repl = rs;
   in.retention.last.refused = "clock is behind the newest recording by 2h";
   in.retention.last.errors = 3;
-  EXPECT_EQ(texts(status_alarms(in, kNow)),
-            (std::vector<std::string>{
-                "critical: archive full: write: No space left on device",
-                "warning: spool usage 75% (warning watermark 70%)",
-                "critical: inotify watch limit reached",
-                "critical: peer fs2 refused: bad certificate",
-                "warning: refused an incoming peer connection: 10.0.0.9:5000: not a peer",
-                "warning: retention refused: clock is behind the newest recording by 2h",
-                "warning: retention: 3 files could not be deleted in the last pass"}));
+  EXPECT_EQ(
+      texts(status_alarms(in, kNow)),
+      (std::vector<std::string>{
+          "critical: archive full: write: No space left on device",
+          "warning: spool usage 75% (warning watermark 70%)",
+          "critical: inotify watch limit reached", "critical: peer fs2 refused: bad certificate",
+          "warning: refused an incoming peer connection: 10.0.0.9:5000: not a peer",
+          "warning: retention refused: clock is behind the newest recording by 2h",
+          "warning: retention: 3 files could not be deleted in the last pass"}));
   // A minute of waiting makes the unreachable peer a warning, an hour critical.
   in.repl->peers[1].queue.oldest_enqueued_ms = kNow - 60'000;
   auto a = texts(status_alarms(in, kNow));
