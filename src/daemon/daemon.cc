@@ -12,6 +12,7 @@
 #include "archive/spool_pipeline.h"
 #include "control/control_server.h"
 #include "daemon/control_commands.h"
+#include "daemon/metrics_endpoint.h"
 #include "daemon/preflight.h"
 #include "daemon/status.h"
 #include "peer/identity.h"
@@ -98,6 +99,7 @@ class Daemon::Impl {
   std::unique_ptr<replication::BandwidthControl> bandwidth_;
   std::unique_ptr<ControlServer> control_;
   ControlContext control_ctx_;
+  std::unique_ptr<MetricsEndpoint> metrics_;  // null when [metrics] listen = ""
 
   // Loop thread.
   std::vector<Alarm> alarms_;  // state database, orphaned queue entries
@@ -250,6 +252,11 @@ Status Daemon::Impl::start_loop() {
     control_.reset();
     return s.with_context("control socket");
   }
+  if (!cfg_.metrics.listen.empty()) {
+    metrics_ = std::make_unique<MetricsEndpoint>([e = env_] { return to_ms(e->now()); });
+    metrics_->publish(status_inputs());
+    RECSYNC_RETURN_IF_ERROR(metrics_->start(cfg_.metrics.listen));  // names the address
+  }
   auto on_sig = [](uv_signal_t* h, int sig) {
     auto* self = static_cast<Impl*>(h->loop->data);
     if (sig == SIGHUP)
@@ -335,6 +342,7 @@ void Daemon::Impl::begin_stop() {
   lg_->info("stopping: finishing files in flight, flushing state");
   if (watcher_) watcher_->close();
   if (control_) control_->close();
+  if (metrics_) metrics_->stop();
   // Receivers keep what they got as resume bases; senders stop mid-transfer
   // (the queue entry stays until acked).
   if (repl_) repl_->stop();
@@ -355,8 +363,11 @@ void Daemon::Impl::reload() {
   Config& n = *c;
   if (n.spool.path != cfg_.spool.path || n.archive.path != cfg_.archive.path ||
       n.state_dir != cfg_.state_dir || n.control.socket != cfg_.control.socket ||
-      n.archive.layout != cfg_.archive.layout || n.archive.workers != cfg_.archive.workers)
-    lg_->warn("SIGHUP: paths, layout, workers and the control socket change only on restart");
+      n.archive.layout != cfg_.archive.layout || n.archive.workers != cfg_.archive.workers ||
+      n.metrics.listen != cfg_.metrics.listen)
+    lg_->warn(
+        "SIGHUP: paths, layout, workers, the control socket and metrics.listen change only on "
+        "restart");
   if (n.replication.listen != cfg_.replication.listen || n.peers.size() != cfg_.peers.size() ||
       !std::equal(n.peers.begin(), n.peers.end(), cfg_.peers.begin(), [](auto& a, auto& b) {
         return a.name == b.name && a.address == b.address && a.fingerprint == b.fingerprint;
@@ -398,6 +409,11 @@ StatusInputs Daemon::Impl::status_inputs(bool alarms_only) {
   in.retention = retention_->snapshot();
   if (!watch_alarm_.empty()) in.other_alarms.push_back({"critical", watch_alarm_});
   in.other_alarms.insert(in.other_alarms.end(), alarms_.begin(), alarms_.end());
+  in.metrics_listen = cfg_.metrics.listen;
+  if (metrics_) {
+    in.metrics_address = metrics_->address();
+    in.metrics_port = metrics_->port();
+  }
   if (alarms_only) return in;
   if (auto s = store_->recordings().stats()) in.archive = *s;
   if (auto m = store_->db().get_meta("pruned_total"); m && m->has_value())
@@ -416,7 +432,9 @@ void Daemon::Impl::on_slow_timer() {
     spool_alarm_logged_ = text;
   }
   if (auto u = env_->fs_usage(cfg_.archive.path)) archive_usage_ = *u;
-  const StatusInputs in = status_inputs(/*alarms_only=*/true);
+  // The metrics page renders from this copy until the next tick.
+  StatusInputs in = status_inputs(/*alarms_only=*/!metrics_);
+  if (metrics_) metrics_->publish(in);
   std::string line =
       fmt::format("STATUS=spool {} files, {} archived, {} alarms", in.spool.files,
                   in.spool.archived_files, status_alarms(in, to_ms(env_->now())).size());

@@ -171,6 +171,10 @@ json status_json(const StatusInputs& in, int64_t now) {
                     {"pruned_total", in.pruned_total},
                     {"refused", r.last.refused},
                     {"holds", in.holds}};
+  const bool serving = !in.metrics_address.empty();
+  j["metrics"] = {{"listen", in.metrics_listen},
+                  {"address", serving ? json(in.metrics_address) : json(nullptr)},
+                  {"port", serving ? json(in.metrics_port) : json(nullptr)}};
   json alarms = json::array();
   for (const Alarm& a : status_alarms(in, now))
     alarms.push_back({{"severity", a.severity}, {"text", a.text}});

@@ -58,6 +58,13 @@ struct StatusInputs {
   size_t holds = 0;
   // alarms raised elsewhere (state database, inotify, orphaned queue entries)
   std::vector<Alarm> other_alarms;
+  // metrics endpoint: [metrics] listen as configured, and where it is bound
+  // ("" / 0 when off), so a client finds a port-0 server.
+  std::string metrics_listen, metrics_address;
+  uint16_t metrics_port = 0;
+  // Issue 11's remaining parts add their snapshots here (backfill progress,
+  // erasures, scrub results, peer clock offsets), read by status_json and
+  // daemon/metrics.h alike.
 };
 
 // Spool usage against the watermarks, or nullopt below them.

@@ -140,6 +140,20 @@ TEST(StatusJson, BandwidthOverrideShowsWhoAndUntilWhen) {
             json({{"cap_bps", 0}, {"uid", 1000}, {"set", "2025-06-15T15:06:40Z"}, {"until", ""}}));
 }
 
+TEST(StatusJson, MetricsShowsWhereTheEndpointIsBound) {
+  StatusInputs in = base();
+  in.metrics_listen = "";
+  json j = status_json(in, kNow);
+  EXPECT_EQ(j["metrics"], json({{"listen", ""}, {"address", nullptr}, {"port", nullptr}}));
+  in.metrics_listen = "127.0.0.1:0";
+  in.metrics_address = "127.0.0.1:40123";
+  in.metrics_port = 40123;
+  j = status_json(in, kNow);
+  EXPECT_EQ(j["metrics"], json({{"listen", "127.0.0.1:0"},
+                                {"address", "127.0.0.1:40123"},
+                                {"port", 40123}}));
+}
+
 TEST(StatusAlarms, EveryRuleAndItsThreshold) {
   StatusInputs in = base();
   EXPECT_TRUE(status_alarms(in, kNow).empty());
