@@ -82,24 +82,28 @@ bool is_wildcard(const sockaddr_storage& ss) {
   return IN6_IS_ADDR_UNSPECIFIED(&a6);
 }
 
-// Whether an interface of this host has the address (127/8 always: Linux
-// answers for the whole loopback net).
+// Whether an interface of this host has the address. On a loopback
+// interface its whole subnet counts (Linux answers for all of 127/8 once lo
+// has 127.0.0.1/8; a namespace whose lo is down has none of it).
 bool address_is_local(const sockaddr_storage& ss) {
-  if (ss.ss_family == AF_INET &&
-      (ntohl(reinterpret_cast<const sockaddr_in&>(ss).sin_addr.s_addr) >> 24) == 127)
-    return true;
   ifaddrs* list = nullptr;
   if (::getifaddrs(&list) != 0) return true;  // cannot tell: let bind decide
   bool found = false;
   for (ifaddrs* i = list; i && !found; i = i->ifa_next) {
     if (!i->ifa_addr || i->ifa_addr->sa_family != ss.ss_family) continue;
-    if (ss.ss_family == AF_INET)
-      found = reinterpret_cast<const sockaddr_in*>(i->ifa_addr)->sin_addr.s_addr ==
-              reinterpret_cast<const sockaddr_in&>(ss).sin_addr.s_addr;
-    else
+    const bool loopback = (i->ifa_flags & IFF_LOOPBACK) && i->ifa_netmask;
+    if (ss.ss_family == AF_INET) {
+      const uint32_t want = reinterpret_cast<const sockaddr_in&>(ss).sin_addr.s_addr;
+      const uint32_t have = reinterpret_cast<const sockaddr_in*>(i->ifa_addr)->sin_addr.s_addr;
+      const uint32_t mask =
+          loopback ? reinterpret_cast<const sockaddr_in*>(i->ifa_netmask)->sin_addr.s_addr
+                   : 0xffffffffu;
+      found = (want & mask) == (have & mask);
+    } else {
       found =
           std::memcmp(&reinterpret_cast<const sockaddr_in6*>(i->ifa_addr)->sin6_addr,
                       &reinterpret_cast<const sockaddr_in6&>(ss).sin6_addr, sizeof(in6_addr)) == 0;
+    }
   }
   ::freeifaddrs(list);
   return found;

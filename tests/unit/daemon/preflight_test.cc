@@ -3,9 +3,13 @@
 #include "daemon/preflight.h"
 
 #include <gtest/gtest.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -231,6 +235,33 @@ TEST_F(PreflightTest, MetricsOnTheReplicationPortCollidesOnlyWithPeers) {
   p = texts(check(foreign));
   ASSERT_GE(p.size(), 1u);
   EXPECT_EQ(p[0].rfind("E t.conf:13: replication.listen: no interface", 0), 0u) << p[0];
+}
+
+// In a fresh network namespace lo is down and has no address: 127.0.0.1
+// cannot be bound until it is up. Checked in a child process (root only).
+TEST(ListenProblem, LoopbackCountsOnlyWhenLoIsUp) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root for a network namespace";
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    if (::unshare(CLONE_NEWNET) != 0) _exit(3);
+    if (listen_problem("127.0.0.1:9465").empty()) _exit(4);  // lo down: not local
+    int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+    ifreq ifr{};
+    std::strcpy(ifr.ifr_name, "lo");
+    if (::ioctl(fd, SIOCGIFFLAGS, &ifr) != 0) _exit(5);
+    ifr.ifr_flags |= IFF_UP;
+    if (::ioctl(fd, SIOCSIFFLAGS, &ifr) != 0) _exit(5);
+    ::close(fd);
+    if (!listen_problem("127.0.0.1:9465").empty()) _exit(6);   // lo up: 127.0.0.1
+    if (!listen_problem("127.0.0.53:9465").empty()) _exit(7);  // and all of 127/8
+    if (listen_problem("192.0.2.2:9465").empty()) _exit(8);    // the host's eth0: not here
+    _exit(0);
+  }
+  int st = 0;
+  ASSERT_EQ(::waitpid(pid, &st, 0), pid);
+  ASSERT_TRUE(WIFEXITED(st));
+  if (WEXITSTATUS(st) == 3) GTEST_SKIP() << "unshare(CLONE_NEWNET) refused";
+  EXPECT_EQ(WEXITSTATUS(st), 0) << "see the _exit codes in the test";
 }
 
 TEST(ListensCollide, PortsAndWildcards) {
