@@ -49,6 +49,8 @@ path = "$d/archive"
 layout = "date"
 [retention]
 keep = "15d"
+[metrics]
+listen = "127.0.0.1:0"
 [replication]
 listen = "127.0.0.1:$2"
 bandwidth = "50MB/s"

@@ -5,11 +5,11 @@ _recsync() {
   local cur prev words cword
   _init_completion || return
 
-  local commands="status hold prune locate backfill id keygen"
+  local commands="status hold prune locate bandwidth backfill id keygen"
   local i cmd="" sub=""
   for ((i = 1; i < cword; i++)); do
     case "${words[i]}" in
-      -c | --config | --socket | --interval) ((i++)) ;;
+      -c | --config | --socket | --interval | --for) ((i++)) ;;
       -*) ;;
       *)
         if [[ -z $cmd ]]; then
@@ -30,7 +30,7 @@ _recsync() {
       _filedir sock
       return
       ;;
-    --reason | --interval)
+    --reason | --interval | --for)
       return
       ;;
   esac
@@ -55,6 +55,7 @@ _recsync() {
       ;;
     prune) opts="--dry-run --json" ;;
     locate) opts="--json" ;;
+    bandwidth) opts="--for --clear --json" ;;
     backfill) opts="--dry-run --json" ;;
     keygen) opts="--force" ;;
     id) opts="" ;;

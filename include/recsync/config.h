@@ -85,6 +85,14 @@ struct Config {
     std::string listen = "127.0.0.1:9465";  // "" disables
   } metrics;
 
+  // Where each key was written: "spool.path" -> line of its value, and each
+  // section's header: "spool" -> line of "[spool]". Keys left at their
+  // default have no entry. Filled by the parser; empty for a default Config.
+  std::map<std::string, uint32_t> lines;
+  // "source:line: " for a key (its own line, else its section's header, else
+  // no line: "source: "), the prefix of every message about that key.
+  std::string at(const std::string& key) const;
+
   std::string audit_log_path() const {
     return retention.audit_log.empty() ? state_dir + "/audit.log" : retention.audit_log;
   }

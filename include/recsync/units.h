@@ -24,5 +24,9 @@ Result<uint64_t> parse_rate(std::string_view s);
 std::string format_duration(Millis d);
 // 1536 -> "1.5 KiB"; 0 -> "0 B".
 std::string format_bytes(uint64_t n);
+// A cap or rate in decimal units, as rates are usually written ("50MB/s"):
+// 50000000 -> "50 MB/s", 10485760 -> "10.5 MB/s" (tenths, rounded half up);
+// 0 -> "unlimited" (0 is "no cap" wherever a cap is configured).
+std::string format_rate(uint64_t bps);
 
 }  // namespace recsync

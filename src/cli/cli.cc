@@ -14,6 +14,7 @@
 #include "peer/identity.h"
 #include "recsync/config.h"
 #include "recsync/exit_codes.h"
+#include "recsync/units.h"
 
 namespace recsync {
 namespace {
@@ -28,6 +29,8 @@ struct Ctx {
   bool check = false, watch = false, dry_run = false, force = false;
   int interval = 2;
   std::string target, reason, id;
+  std::string rate, for_duration;  // bandwidth RATE [--for D]
+  bool clear = false;              // bandwidth --clear
 };
 
 void print(const std::string& s) { std::fputs(s.c_str(), stdout); }
@@ -227,6 +230,48 @@ int cmd_backfill(const Ctx& c) {
   }
 }
 
+int usage(const std::string& why) {
+  std::fprintf(stderr, "recsync: %s\n", why.c_str());
+  return kExitUsage;
+}
+
+// The request for `bandwidth [RATE [--for D] | --clear]`, or a usage error.
+Result<json> bandwidth_request(const Ctx& c) {
+  json req = {{"cmd", "bandwidth"}, {"action", "show"}};
+  if (c.clear) {
+    if (!c.rate.empty() || !c.for_duration.empty())
+      return Status::invalid("bandwidth --clear takes no RATE and no --for");
+    req["action"] = "clear";
+    return req;
+  }
+  if (c.rate.empty()) {
+    if (!c.for_duration.empty()) return Status::invalid("bandwidth --for needs a RATE");
+    return req;
+  }
+  auto rate = parse_rate(c.rate);
+  if (!rate) return Status::invalid("bandwidth RATE: " + rate.status().message());
+  req["action"] = "set";
+  req["cap_bps"] = *rate;
+  if (!c.for_duration.empty()) {
+    auto d = parse_duration(c.for_duration);
+    if (!d) return Status::invalid("bandwidth --for: " + d.status().message());
+    if (d->count() <= 0) return Status::invalid("bandwidth --for: must be longer than 0");
+    req["for_ms"] = d->count();
+  }
+  return req;
+}
+
+int cmd_bandwidth(const Ctx& c) {
+  auto req = bandwidth_request(c);
+  if (!req) return usage(req.status().message());
+  json r;
+  int rc = call(c, *req, &r);
+  if (rc != kExitOk) return rc;
+  r.erase("ok");
+  c.json_out ? print_json(r) : print(human_bandwidth(r));
+  return kExitOk;
+}
+
 // The subcommands and their options; each sets `run` when parsed.
 void build(CLI::App& app, Ctx& c, std::function<int()>& run) {
   app.require_subcommand(1);
@@ -268,6 +313,14 @@ void build(CLI::App& app, Ctx& c, std::function<int()>& run) {
   locate->add_option("id", c.id, "recording id (call uuid) or path")->required();
   locate->add_flag("--json", c.json_out, "machine-readable output");
   locate->callback(on(cmd_locate));
+
+  auto* bw = app.add_subcommand(
+      "bandwidth", "show the replication cap in force and why, or override it for a while");
+  bw->add_option("rate", c.rate, "new cap, e.g. 10MB/s, 500KiB/s; 0 = no cap");
+  bw->add_option("--for", c.for_duration, "end the override by itself after this, e.g. 2h");
+  bw->add_flag("--clear", c.clear, "end the override: back to the config and schedule");
+  bw->add_flag("--json", c.json_out, "machine-readable output");
+  bw->callback(on(cmd_bandwidth));
 
   auto* backfill = app.add_subcommand(
       "backfill", "bring this archive in line with the peers' (after a rebuild, or any time)");

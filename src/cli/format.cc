@@ -34,10 +34,14 @@ std::string human_status(const json& s) {
     const json& rp = s["replication"];
     const uint64_t cap = rp["bandwidth_bps"].get<uint64_t>();
     const std::string sched = rp.value("schedule", "");
+    const json ovr = rp.value("bandwidth_override", json());
+    std::string why = sched.empty() ? "" : " (schedule " + sched + ")";
+    if (ovr.is_object())
+      why = fmt::format(" (override by uid {}{})", ovr.value("uid", 0),
+                        ovr.value("until", "").empty() ? "" : " until " + ovr.value("until", ""));
     o += fmt::format("replicate  {}/s of {}{}; queue {} files ({}), oldest {}\n",
                      format_bytes(rp["rate_bps"].get<uint64_t>()),
-                     cap ? format_bytes(cap) + "/s" : std::string("no cap"),
-                     sched.empty() ? "" : " (schedule " + sched + ")",
+                     cap ? format_bytes(cap) + "/s" : std::string("no cap"), why,
                      rp["queue"]["files"].get<uint64_t>(),
                      format_bytes(rp["queue"]["bytes"].get<uint64_t>()),
                      dur(rp["queue"]["oldest_s"].get<int64_t>()));
@@ -220,6 +224,26 @@ int backfill_exit_code(const json& bf) {
   if (st == "failed") return kExitCritical;
   if (st != "done" || conflicts(bf) > 0) return kExitFailure;
   return kExitOk;
+}
+
+std::string human_bandwidth(const json& r) {
+  std::string o;
+  if (r.contains("cleared"))
+    o = r.value("cleared", false) ? "override cleared; " : "no override was in force; ";
+  const std::string src = r.value("source", "");
+  const std::string base_src = r.value("base_source", "");
+  auto from = [&](const std::string& source) {
+    return source == "schedule" ? "schedule \"" + r.value("schedule", "") + "\"" : source;
+  };
+  o += fmt::format("replication cap {}", format_rate(r.value("cap_bps", uint64_t{0})));
+  const json ovr = r.value("override", json());
+  if (src != "override" || !ovr.is_object()) return o + " (" + from(src) + ")\n";
+  const std::string until = ovr.value("until", "");
+  o += fmt::format(" (override by uid {} at {}, {}); then {} ({})\n", ovr.value("uid", 0),
+                   ovr.value("set", ""),
+                   until.empty() ? "until `recsync bandwidth --clear`" : "until " + until,
+                   format_rate(r.value("base_bps", uint64_t{0})), from(base_src));
+  return o;
 }
 
 }  // namespace recsync

@@ -21,6 +21,9 @@ std::string human_dry_run(const nlohmann::json& reply);
 // `recsync locate` and `recsync hold list` without --json: one line each.
 std::string human_locations(const nlohmann::json& locations);
 std::string human_holds(const nlohmann::json& holds);
+// `recsync bandwidth` without --json: the cap in force and why, one line
+// (after "override cleared; " or "no override was in force; " for --clear).
+std::string human_bandwidth(const nlohmann::json& reply);
 
 // `recsync backfill` on a terminal: one line, redrawn in place: a bar, files
 // and bytes moved of the total, the rate and the time left.

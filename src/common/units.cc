@@ -199,4 +199,25 @@ std::string format_bytes(uint64_t n) {
   return out;
 }
 
+std::string format_rate(uint64_t bps) {
+  if (bps == 0) return "unlimited";
+  static constexpr const char* kUnits[] = {"B", "KB", "MB", "GB", "TB", "PB", "EB"};
+  size_t u = 0;
+  unsigned __int128 unit = 1;
+  while (u + 1 < std::size(kUnits) && bps >= unit * 1000) {
+    unit *= 1000;
+    ++u;
+  }
+  unsigned __int128 tenths = (static_cast<unsigned __int128>(bps) * 10 + unit / 2) / unit;
+  if (tenths >= 10000 && u + 1 < std::size(kUnits)) {  // 999.96 KB/s -> 1 MB/s
+    ++u;
+    unit *= 1000;
+    tenths = (static_cast<unsigned __int128>(bps) * 10 + unit / 2) / unit;
+  }
+  const uint64_t t = static_cast<uint64_t>(tenths);
+  std::string out = std::to_string(t / 10);
+  if (t % 10 != 0) out += "." + std::to_string(t % 10);
+  return out + " " + kUnits[u] + "/s";
+}
+
 }  // namespace recsync

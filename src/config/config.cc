@@ -462,6 +462,8 @@ Result<Config> Parser::run(const toml::table& root) {
   if (errors_.empty()) check_peer_names();
   if (errors_.empty()) check_watermarks();
   if (errors_.empty()) check_paths();
+  for (auto& [k, line] : line_of_) c_.lines[k] = line;
+  for (auto& [k, line] : section_line_) c_.lines[k] = line;
   if (!errors_.empty()) {
     // Report the first problem in file order (toml++ tables iterate by name).
     auto first = std::min_element(errors_.begin(), errors_.end(),
@@ -515,6 +517,15 @@ Result<Config> load_config(const std::string& path) {
   ::close(fd);
   RECSYNC_RETURN_IF_ERROR(st);
   return parse_config(text, path);
+}
+
+std::string Config::at(const std::string& key) const {
+  auto it = lines.find(key);
+  if (it == lines.end()) {
+    const size_t dot = key.find('.');
+    if (dot != std::string::npos) it = lines.find(key.substr(0, dot));
+  }
+  return where_of(source, it == lines.end() ? 0 : it->second);
 }
 
 const std::vector<ConfigKey>& config_keys() {

@@ -165,6 +165,45 @@ void reload(ControlContext& c, const json&, const PeerCred&, Reply& reply) {
   reply({{"ok", true}});
 }
 
+json bandwidth_json(const replication::BandwidthControl& bc) {
+  const replication::BandwidthState st = bc.state();
+  const replication::BandwidthSettings s = bc.settings();
+  return {{"ok", true},
+          {"cap_bps", st.cap_bps},
+          {"source", st.source},
+          {"base_bps", st.base_bps},
+          {"base_source", st.base_source},
+          {"default_bps", s.bandwidth_bps},
+          {"schedule", s.schedule_text},
+          {"override", bandwidth_override_json(st.override_in_force)}};
+}
+
+void bandwidth(ControlContext& c, const json& req, const PeerCred& who, Reply& reply) {
+  if (!c.bandwidth) return reply(error("bandwidth control is not available"));
+  const std::string action = req.value("action", "show");
+  const WallTime now = c.env->now();
+  bool cleared = false;
+  if (action == "set") {
+    const json& cap = req.contains("cap_bps") ? req["cap_bps"] : json();
+    const json& dur = req.contains("for_ms") ? req["for_ms"] : json(0);
+    // Parsed JSON has non-negative integers unsigned; built in C++, signed.
+    if (!cap.is_number_unsigned() && !(cap.is_number_integer() && cap.get<int64_t>() >= 0))
+      return reply(error("bandwidth set needs cap_bps: bytes per second, 0 = no cap"));
+    if (!dur.is_number_integer() || dur.get<int64_t>() < 0 ||
+        dur.get<int64_t>() > kMaxBandwidthOverride.count())
+      return reply(error("bandwidth set: for_ms must be 0 (until cleared) up to " +
+                         std::to_string(kMaxBandwidthOverride.count())));
+    c.bandwidth->set_override(cap.get<uint64_t>(), Millis(dur.get<int64_t>()), who.uid, now);
+  } else if (action == "clear") {
+    cleared = c.bandwidth->clear_override(who.uid, now);
+  } else if (action != "show") {
+    return reply(error("unknown bandwidth action '" + action + "' (show, set or clear)"));
+  }
+  json j = bandwidth_json(*c.bandwidth);
+  if (action == "clear") j["cleared"] = cleared;
+  reply(j);
+}
+
 const std::map<std::string, Handler>& handlers() {
   static const std::map<std::string, Handler> h = {{"status", status},
                                                    {"hold_add", hold_add},
@@ -174,7 +213,8 @@ const std::map<std::string, Handler>& handlers() {
                                                    {"prune", prune},
                                                    {"reload", reload},
                                                    {"backfill_start", backfill_start},
-                                                   {"backfill_status", backfill_status}};
+                                                   {"backfill_status", backfill_status},
+{"bandwidth", bandwidth}};
   return h;
 }
 

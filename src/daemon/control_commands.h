@@ -16,6 +16,10 @@
 //   backfill_status                the newest backfill: state, peers, progress
 //   prune {dry_run}                a pass now, or what one would remove
 //   reload                         what SIGHUP does
+//   bandwidth {action}             the replication cap in force and why;
+//     action "show" (default), "set" {cap_bps, for_ms (0 = until cleared,
+//     at most kMaxBandwidthOverride)}, "clear"; set and clear are audited
+//     with the caller's uid (replication/bandwidth.h)
 // Unknown commands and bad arguments answer {"ok": false, "error": ...}.
 //
 // Threads: handle_control() on the owner thread only.
@@ -27,10 +31,14 @@
 #include "control/control_server.h"
 #include "recsync/env.h"
 #include "replication/service.h"
+#include "replication/bandwidth.h"
 #include "retention/scheduler.h"
 #include "state/store.h"
 
 namespace recsync {
+
+// The longest `recsync bandwidth RATE --for D` accepted.
+inline constexpr Millis kMaxBandwidthOverride{366LL * 24 * 3600 * 1000};
 
 struct ControlContext {
   std::string node;  // this node's name (the origin of its own recordings)
@@ -40,6 +48,7 @@ struct ControlContext {
   SpoolPipeline* spool = nullptr;
   RetentionScheduler* retention = nullptr;
   std::string spool_root, archive_root;
+  replication::BandwidthControl* bandwidth = nullptr;  // null: the command says so
   std::function<nlohmann::json()> status;
   std::function<void()> reload;
   // Runs work on another thread and calls done(result) back on the owner

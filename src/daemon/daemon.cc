@@ -12,6 +12,8 @@
 #include "archive/spool_pipeline.h"
 #include "control/control_server.h"
 #include "daemon/control_commands.h"
+#include "daemon/metrics_endpoint.h"
+#include "daemon/preflight.h"
 #include "daemon/status.h"
 #include "peer/identity.h"
 #include "recsync/clock.h"
@@ -100,6 +102,7 @@ class Daemon::Impl {
   std::unique_ptr<replication::BandwidthControl> bandwidth_;
   std::unique_ptr<ControlServer> control_;
   ControlContext control_ctx_;
+  std::unique_ptr<MetricsEndpoint> metrics_;  // null when [metrics] listen = ""
 
   // Loop thread.
   std::vector<Alarm> alarms_;  // state database, orphaned queue entries
@@ -205,6 +208,7 @@ Status Daemon::Impl::start_components() {
                                 store_.get(),    repl_.get(),
                                 spool_.get(),    retention_.get(),
                                 cfg_.spool.path, cfg_.archive.path};
+  control_ctx_.bandwidth = bandwidth_.get();
   control_ctx_.status = [this] { return status(); };
   control_ctx_.reload = [this] { reload(); };
   control_ctx_.off_loop = [this](std::function<json()> work, std::function<void(json)> done) {
@@ -244,6 +248,9 @@ Status Daemon::Impl::start_loop() {
     return s;
   }
   spool_->rescan("");  // startup scan, after the watches exist: nothing slips between
+  // Under systemd RuntimeDirectory= made it; by hand it may be missing.
+  if (Status s = env_->mkdirs(path_dirname(cfg_.control.socket), 0755); !s)
+    return s.with_context("control socket folder");
   control_ = std::make_unique<ControlServer>(
       &loop_, cfg_.control.socket, cfg_.control.group,
       [this](const json& req, const PeerCred& who, ControlServer::Reply reply) {
@@ -252,6 +259,11 @@ Status Daemon::Impl::start_loop() {
   if (Status s = control_->start(); !s) {
     control_.reset();
     return s.with_context("control socket");
+  }
+  if (!cfg_.metrics.listen.empty()) {
+    metrics_ = std::make_unique<MetricsEndpoint>([e = env_] { return to_ms(e->now()); });
+    metrics_->publish(status_inputs());
+    RECSYNC_RETURN_IF_ERROR(metrics_->start(cfg_.metrics.listen));  // names the address
   }
   auto on_sig = [](uv_signal_t* h, int sig) {
     auto* self = static_cast<Impl*>(h->loop->data);
@@ -279,10 +291,15 @@ Status Daemon::Impl::run() {
   // lease breaks are noticed by polling F_GETLEASE instead (Archiver).
   ::signal(SIGIO, SIG_IGN);
   log::set_levels(cfg_.log.level, cfg_.log.components);
-  for (const auto* p : {&cfg_.spool.path, &cfg_.archive.path}) {
-    auto st = env_->lstat(*p);
-    if (!st || !st->is_dir) return Status::invalid(*p + " is not a folder");
+  // The same checks as --check-config: every problem is logged, not only the first.
+  size_t errors = 0;
+  for (const PreflightProblem& p : preflight(cfg_, env_)) {
+    errors += p.error();
+    p.error() ? lg_->critical("{}", p.text) : lg_->warn("{}", p.text);
   }
+  if (errors > 0)
+    return Status::invalid(
+        fmt::format("{} problem(s) in {} (above) stop the start", errors, cfg_.source));
   RECSYNC_RETURN_IF_ERROR(open_state());
   RECSYNC_RETURN_IF_ERROR(start_components());
   uv_loop_init(&loop_);
@@ -342,6 +359,7 @@ void Daemon::Impl::begin_stop() {
   lg_->info("stopping: finishing files in flight, flushing state");
   if (watcher_) watcher_->close();
   if (control_) control_->close();
+  if (metrics_) metrics_->stop();
   // Receivers keep what they got as resume bases; senders stop mid-transfer
   // (the queue entry stays until acked).
   if (repl_) repl_->stop();
@@ -362,8 +380,11 @@ void Daemon::Impl::reload() {
   Config& n = *c;
   if (n.spool.path != cfg_.spool.path || n.archive.path != cfg_.archive.path ||
       n.state_dir != cfg_.state_dir || n.control.socket != cfg_.control.socket ||
-      n.archive.layout != cfg_.archive.layout || n.archive.workers != cfg_.archive.workers)
-    lg_->warn("SIGHUP: paths, layout, workers and the control socket change only on restart");
+      n.archive.layout != cfg_.archive.layout || n.archive.workers != cfg_.archive.workers ||
+      n.metrics.listen != cfg_.metrics.listen)
+    lg_->warn(
+        "SIGHUP: paths, layout, workers, the control socket and metrics.listen change only on "
+        "restart");
   if (n.replication.listen != cfg_.replication.listen || n.peers.size() != cfg_.peers.size() ||
       !std::equal(n.peers.begin(), n.peers.end(), cfg_.peers.begin(), [](auto& a, auto& b) {
         return a.name == b.name && a.address == b.address && a.fingerprint == b.fingerprint;
@@ -407,6 +428,11 @@ StatusInputs Daemon::Impl::status_inputs(bool alarms_only) {
   in.retention = retention_->snapshot();
   if (!watch_alarm_.empty()) in.other_alarms.push_back({"critical", watch_alarm_});
   in.other_alarms.insert(in.other_alarms.end(), alarms_.begin(), alarms_.end());
+  in.metrics_listen = cfg_.metrics.listen;
+  if (metrics_) {
+    in.metrics_address = metrics_->address();
+    in.metrics_port = metrics_->port();
+  }
   if (alarms_only) return in;
   if (auto s = store_->recordings().stats()) in.archive = *s;
   if (auto m = store_->db().get_meta("pruned_total"); m && m->has_value())
@@ -428,7 +454,9 @@ void Daemon::Impl::on_slow_timer() {
     spool_alarm_logged_ = text;
   }
   if (auto u = env_->fs_usage(cfg_.archive.path)) archive_usage_ = *u;
-  const StatusInputs in = status_inputs(/*alarms_only=*/true);
+  // The metrics page renders from this copy until the next tick.
+  StatusInputs in = status_inputs(/*alarms_only=*/!metrics_);
+  if (metrics_) metrics_->publish(in);
   std::string line =
       fmt::format("STATUS=spool {} files, {} archived, {} alarms", in.spool.files,
                   in.spool.archived_files, status_alarms(in, to_ms(env_->now())).size());

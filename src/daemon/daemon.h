@@ -8,7 +8,10 @@
 //   RetentionScheduler (retention/)     pruning passes
 //   replication::Service + BandwidthControl (replication/)   peers, the cap
 //   ControlServer + control_commands (control/, daemon/)     the CLI's socket
-// Status is daemon/status.h over the components' snapshots.
+//   MetricsEndpoint (daemon/metrics_endpoint.h)   /metrics, after the socket
+// Status is daemon/status.h over the components' snapshots; the metrics page
+// (daemon/metrics.h) renders from the same snapshot, published every second.
+// The start is refused when preflight (daemon/preflight.h) finds an error.
 //
 // Threads: the loop thread owns every libuv handle and calls the pipeline;
 // the components run their own threads (archive workers, reconcile,

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "daemon/daemon.h"
+#include "daemon/preflight.h"
 #include "recsync/config.h"
 #include "recsync/exit_codes.h"
 #include "recsync/log.h"
@@ -38,6 +39,17 @@ int main(int argc, char** argv) {
     return kExitConfig;
   }
   if (check_only) {
+    // Everything the daemon's own start would refuse (daemon/preflight.h).
+    size_t errors = 0;
+    for (const PreflightProblem& p : preflight(*cfg, Env::posix())) {
+      errors += p.error();
+      std::fprintf(stderr, "%s%s\n", p.error() ? "" : "warning: ", p.text.c_str());
+    }
+    if (errors > 0) {
+      std::fprintf(stderr, "%s: %zu problem%s would stop recsyncd at start\n", config_path.c_str(),
+                   errors, errors == 1 ? "" : "s");
+      return kExitConfig;
+    }
     std::printf("%s: OK\n", config_path.c_str());
     return kExitOk;
   }

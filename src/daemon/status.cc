@@ -93,9 +93,10 @@ json replication_json(const StatusInputs& in, int64_t now, json& peers) {
   return {{"enabled", on},
           {"listen", on ? json(in.repl->listen) : json(nullptr)},
           {"listen_port", on ? json(in.repl->listen_port) : json(nullptr)},
-          {"bandwidth_bps", on ? in.repl->bandwidth_bps : in.bandwidth_default_bps},
+          {"bandwidth_bps", on ? in.repl->bandwidth_bps : in.bandwidth.cap_bps},
           {"bandwidth_default_bps", in.bandwidth_default_bps},
           {"bandwidth_source", in.bandwidth.source},
+          {"bandwidth_override", bandwidth_override_json(in.bandwidth.override_in_force)},
           {"schedule", in.schedule_text},
           {"rate_bps", on ? in.repl->rate_bps : 0},
           {"queue", queue_json(total, now)}};
@@ -137,6 +138,14 @@ json backfill_json(const replication::BackfillView& v) {
            pr.pull_done.files + pr.push_done.files + pr.pull_gone.files + pr.push_gone.files},
           {"bytes_total", total},
           {"bytes_done", moved + gone}};
+}
+
+json bandwidth_override_json(const std::optional<replication::BandwidthOverride>& o) {
+  if (!o) return nullptr;
+  return {{"cap_bps", o->cap_bps},
+          {"uid", o->uid},
+          {"set", iso(o->set_ms)},
+          {"until", iso(o->until_ms)}};
 }
 
 std::optional<Alarm> spool_usage_alarm(double used_pct, int warn_pct, int crit_pct) {
@@ -210,6 +219,10 @@ json status_json(const StatusInputs& in, int64_t now) {
                     {"holds", in.holds}};
   j["backfill"] = in.backfill ? backfill_json(*in.backfill) : json(nullptr);
   j["identity"] = {{"collisions", in.collisions}, {"conflicts", in.conflicts}};
+  const bool serving = !in.metrics_address.empty();
+  j["metrics"] = {{"listen", in.metrics_listen},
+                  {"address", serving ? json(in.metrics_address) : json(nullptr)},
+                  {"port", serving ? json(in.metrics_port) : json(nullptr)}};
   json alarms = json::array();
   for (const Alarm& a : status_alarms(in, now))
     alarms.push_back({{"severity", a.severity}, {"text", a.text}});

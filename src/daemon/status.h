@@ -63,11 +63,21 @@ struct StatusInputs {
   size_t holds = 0;
   // alarms raised elsewhere (state database, inotify, orphaned queue entries)
   std::vector<Alarm> other_alarms;
+  // metrics endpoint: [metrics] listen as configured, and where it is bound
+  // ("" / 0 when off), so a client finds a port-0 server.
+  std::string metrics_listen, metrics_address;
+  uint16_t metrics_port = 0;
+  // Issue 11's remaining parts add their snapshots here (backfill progress,
+  // erasures, scrub results, peer clock offsets), read by status_json and
+  // daemon/metrics.h alike.
 };
 
 // Spool usage against the watermarks, or nullopt below them.
 std::optional<Alarm> spool_usage_alarm(double used_pct, int warn_pct, int crit_pct);
 std::vector<Alarm> status_alarms(const StatusInputs& in, int64_t now_ms);
+// An operator's bandwidth override as status and `recsync bandwidth` show it:
+// {"cap_bps", "uid", "set", "until" ("" = until cleared)}, or null for none.
+nlohmann::json bandwidth_override_json(const std::optional<replication::BandwidthOverride>& o);
 nlohmann::json status_json(const StatusInputs& in, int64_t now_ms);
 // A backfill job for status and `recsync backfill`: state, per peer (with
 // the plan's counts), files and bytes to move and moved.

@@ -39,9 +39,9 @@ void Node::write_config() {
                   "\"\ngroup = \"" + o.control_group + "\"\n[spool]\npath = \"" + spool +
                   "\"\nsettle = \"" + o.settle + "\"\n[archive]\npath = \"" + archive +
                   "\"\nlayout = \"" + o.layout + "\"\nretry_max = \"2s\"\n[retention]\n" +
-                  o.retention + o.extra;
+                  o.retention + o.extra + "\n[metrics]\nlisten = \"" + o.metrics_listen + "\"\n";
   if (!o.listen.empty() || !o.peers.empty() || !o.bandwidth.empty()) {
-    c += "\n[metrics]\nlisten = \"\"\n[replication]\n";
+    c += "[replication]\n";
     if (!o.listen.empty()) c += "listen = \"" + o.listen + "\"\n";
     if (!o.bandwidth.empty()) c += "bandwidth = \"" + o.bandwidth + "\"\n";
     if (!o.schedule.empty()) c += "schedule = \"" + o.schedule + "\"\n";
@@ -88,6 +88,13 @@ uint16_t Node::listen_port() {
   if (!s.is_object() || !s.contains("replication") || !s["replication"].is_object()) return 0;
   const auto& p = s["replication"]["listen_port"];
   return p.is_number_unsigned() ? p.get<uint16_t>() : 0;
+}
+
+std::string Node::metrics_address() {
+  nlohmann::json s = status();
+  if (!s.is_object() || !s.contains("metrics") || !s["metrics"].is_object()) return "";
+  const auto& a = s["metrics"]["address"];
+  return a.is_string() ? a.get<std::string>() : std::string();
 }
 
 Node::~Node() {

@@ -26,10 +26,11 @@ struct NodeOptions {
   std::string control_group = "";
   std::string extra;  // appended TOML (whole sections)
   std::string retention = "keep = \"15d\"\ninterval = \"1h\"\npace = 0\n";
+  // [metrics] listen: a free port by default (status "metrics.port" tells
+  // which), so nodes never fight over the default 9465; "" = off.
+  std::string metrics_listen = "127.0.0.1:0";
   // Replication. With listen empty and no peers the config has no
-  // [replication] section (as before replication existed). When set, the
-  // config also disables [metrics] (two nodes on one host would share its
-  // default port).
+  // [replication] section (as before replication existed).
   std::string listen;     // replication.listen, e.g. "127.0.0.1:0"
   std::string bandwidth;  // replication.bandwidth, e.g. "20MB/s"; "" = default
   std::string schedule;   // replication.schedule; "" = none
@@ -68,6 +69,8 @@ class Node {
   }
   // replication.listen_port from status (0 when unknown).
   uint16_t listen_port();
+  // "127.0.0.1:PORT" of the metrics endpoint from status ("" when off or unknown).
+  std::string metrics_address();
 
   // Starts recsyncd and waits until it answers `status` (bounded).
   void start(std::map<std::string, std::string> extra_env = {});

@@ -101,6 +101,28 @@ TEST(CliFormat, DryRunLocateAndHolds) {
             "x\t2024-05-01T00:00:00Z\tlegal\n");
 }
 
+TEST(CliFormat, BandwidthSaysWhyAndUntilWhen) {
+  json r = {{"cap_bps", 50'000'000},   {"source", "config"}, {"base_bps", 50'000'000},
+            {"base_source", "config"}, {"schedule", ""},     {"override", nullptr}};
+  EXPECT_EQ(human_bandwidth(r), "replication cap 50 MB/s (config)\n");
+  r["cap_bps"] = r["base_bps"] = 20'000'000;
+  r["source"] = r["base_source"] = "schedule";
+  r["schedule"] = "08:00-20:00=20MB/s";
+  EXPECT_EQ(human_bandwidth(r), "replication cap 20 MB/s (schedule \"08:00-20:00=20MB/s\")\n");
+  r["cap_bps"] = 0;
+  r["source"] = "override";
+  r["override"] = {{"cap_bps", 0}, {"uid", 1000}, {"set", "2026-12-01T10:00:00Z"}, {"until", ""}};
+  EXPECT_EQ(human_bandwidth(r),
+            "replication cap unlimited (override by uid 1000 at 2026-12-01T10:00:00Z, until "
+            "`recsync bandwidth --clear`); then 20 MB/s (schedule \"08:00-20:00=20MB/s\")\n");
+  r["override"]["until"] = "2026-12-01T12:00:00Z";
+  r["cleared"] = false;
+  EXPECT_EQ(human_bandwidth(r),
+            "no override was in force; replication cap unlimited (override by uid 1000 at "
+            "2026-12-01T10:00:00Z, until 2026-12-01T12:00:00Z); then 20 MB/s (schedule "
+            "\"08:00-20:00=20MB/s\")\n");
+}
+
 // A control socket answering from `replies` by command (ok=false for others).
 class CliTest : public ::testing::Test {
  protected:
@@ -184,6 +206,45 @@ TEST_F(CliTest, HoldCommandsSendTheirArgumentsAndPrint) {
   EXPECT_EQ(out, "[]\n");
   EXPECT_EQ(run({"--socket", sock_, "hold", "release", "call-1"}, &out), kExitFailure)
       << "the daemon said no";
+}
+
+TEST_F(CliTest, BandwidthSendsTheOverrideAndRefusesBadUsageLocally) {
+  json shown = {{"ok", true},
+                {"cap_bps", 10'000'000},
+                {"source", "override"},
+                {"base_bps", 50'000'000},
+                {"base_source", "config"},
+                {"schedule", ""},
+                {"override",
+                 {{"cap_bps", 10'000'000},
+                  {"uid", 0},
+                  {"set", "2026-12-01T10:00:00Z"},
+                  {"until", "2026-12-01T12:00:00Z"}}}};
+  serve({{"bandwidth", shown}});
+  std::string out;
+  EXPECT_EQ(run({"--socket", sock_, "bandwidth", "10MB/s", "--for", "2h"}, &out), kExitOk);
+  EXPECT_EQ(last_request_["action"], "set");
+  EXPECT_EQ(last_request_["cap_bps"], 10'000'000);
+  EXPECT_EQ(last_request_["for_ms"], 7'200'000);
+  EXPECT_EQ(out,
+            "replication cap 10 MB/s (override by uid 0 at 2026-12-01T10:00:00Z, until "
+            "2026-12-01T12:00:00Z); then 50 MB/s (config)\n");
+  EXPECT_EQ(run({"--socket", sock_, "bandwidth", "0"}, &out), kExitOk);
+  EXPECT_EQ(last_request_["cap_bps"], 0);
+  EXPECT_FALSE(last_request_.contains("for_ms")) << "until cleared";
+  EXPECT_EQ(run({"--socket", sock_, "bandwidth", "--json"}, &out), kExitOk);
+  EXPECT_EQ(last_request_["action"], "show");
+  EXPECT_EQ(json::parse(out)["source"], "override");
+  EXPECT_EQ(run({"--socket", sock_, "bandwidth", "--clear"}, &out), kExitOk);
+  EXPECT_EQ(last_request_["action"], "clear");
+  last_request_ = nullptr;
+  EXPECT_EQ(run({"--socket", sock_, "bandwidth", "fast"}), kExitUsage);
+  EXPECT_EQ(run({"--socket", sock_, "bandwidth", "10MB/s", "--for", "soon"}), kExitUsage);
+  EXPECT_EQ(run({"--socket", sock_, "bandwidth", "10MB/s", "--for", "0"}), kExitUsage);
+  EXPECT_EQ(run({"--socket", sock_, "bandwidth", "--for", "1h"}), kExitUsage);
+  EXPECT_EQ(run({"--socket", sock_, "bandwidth", "1MB/s", "--clear"}), kExitUsage);
+  EXPECT_TRUE(last_request_.is_null()) << "usage errors never reach the daemon";
+  EXPECT_EQ(run({"--socket", dir_ + "/no.sock", "bandwidth"}), kExitUnavailable);
 }
 
 TEST_F(CliTest, ExitCodesForUsageUnreachableAndConfigErrors) {

@@ -237,5 +237,21 @@ TEST(FormatBytes, Table) {
   for (const Case& c : cases) EXPECT_EQ(format_bytes(c.n), c.out) << c.n;
 }
 
+TEST(Units, FormatRateUsesDecimalUnitsAndUnlimitedForZero) {
+  EXPECT_EQ(format_rate(0), "unlimited");
+  EXPECT_EQ(format_rate(1), "1 B/s");
+  EXPECT_EQ(format_rate(999), "999 B/s");
+  EXPECT_EQ(format_rate(1'000), "1 KB/s");
+  EXPECT_EQ(format_rate(1'050), "1.1 KB/s") << "half up";
+  EXPECT_EQ(format_rate(999'960), "1 MB/s") << "rounds up into the next unit";
+  EXPECT_EQ(format_rate(50'000'000), "50 MB/s");
+  EXPECT_EQ(format_rate(10'485'760), "10.5 MB/s");
+  EXPECT_EQ(format_rate(1'260'000'000), "1.3 GB/s");
+  EXPECT_EQ(format_rate(UINT64_MAX), "18.4 EB/s");
+  auto back = parse_rate("50MB/s");
+  ASSERT_TRUE(back);
+  EXPECT_EQ(format_rate(*back), "50 MB/s") << "reads back as written";
+}
+
 }  // namespace
 }  // namespace recsync

@@ -114,6 +114,20 @@ TEST(Config, MinimalFileGetsEveryDefault) {
   EXPECT_EQ(c.metrics.listen, "127.0.0.1:9465");
 }
 
+TEST(Config, KeepsTheLineOfEveryKeyAndSectionForLaterChecks) {
+  auto c = parse("node = \"fs1\"\n" + kBase + "[control]\n\ngroup = \"ops\"\n");
+  ASSERT_TRUE(c) << c.status().to_string();
+  EXPECT_EQ(c->lines.at("node"), 1u);
+  EXPECT_EQ(c->lines.at("spool"), 2u);
+  EXPECT_EQ(c->lines.at("spool.path"), 3u);
+  EXPECT_EQ(c->lines.at("archive.path"), 5u);
+  EXPECT_EQ(c->at("control.group"), "test.conf:8: ");
+  EXPECT_EQ(c->at("control.socket"), "test.conf:6: ") << "a default: its section's line";
+  EXPECT_EQ(c->at("metrics.listen"), "test.conf: ") << "no section: no line";
+  EXPECT_EQ(c->at("state_dir"), "test.conf: ");
+  EXPECT_EQ(Config().at("spool.path"), ": ");
+}
+
 TEST(Config, FullFileSetsEveryField) {
   const std::string text = R"(# every key, none at its default
 node = "fs1"

@@ -41,6 +41,7 @@ class ControlCommandsTest : public ::testing::Test {
     ctx_ = ControlContext{"fs1",           &env_,          store_.get(),
                           nullptr,         spool_.get(),   retention_.get(),
                           dir_ + "/spool", dir_ + "/archive"};
+    ctx_.bandwidth = &bandwidth_;
     ctx_.status = [] { return json{{"node", "fs1"}}; };
     ctx_.reload = [this] { reloads_++; };
     ctx_.off_loop = [this](std::function<json()> work, std::function<void(json)> done) {
@@ -70,12 +71,11 @@ class ControlCommandsTest : public ::testing::Test {
   void archive(const std::string& rel, int64_t rec_ms, const std::string& hash = "h") {
     fs::create_directories(fs::path(dir_ + "/archive/" + rel).parent_path());
     std::ofstream(dir_ + "/archive/" + rel) << "0123456789";
-    fs::last_write_time(dir_ + "/archive/" + rel,
-                        fs::file_time_type::clock::from_sys(
-                            std::chrono::system_clock::time_point(Millis(rec_ms))));
-    ASSERT_TRUE(store_->recordings().upsert(
-        make_recording_row(rel, fs::path(rel).filename().string(), 10, hash, rec_ms, rec_ms,
-                           "local")));
+    fs::last_write_time(
+        dir_ + "/archive/" + rel,
+        fs::file_time_type::clock::from_sys(std::chrono::system_clock::time_point(Millis(rec_ms))));
+    ASSERT_TRUE(store_->recordings().upsert(make_recording_row(
+        rel, fs::path(rel).filename().string(), 10, hash, rec_ms, rec_ms, "local")));
   }
 
   FaultEnv env_{Env::posix()};
@@ -83,6 +83,8 @@ class ControlCommandsTest : public ::testing::Test {
   std::unique_ptr<StateStore> store_;
   std::unique_ptr<SpoolPipeline> spool_;
   std::unique_ptr<RetentionScheduler> retention_;
+  replication::Governor governor_{50'000'000, 0, 0};
+  replication::BandwidthControl bandwidth_{&governor_, {50'000'000, {}, ""}};
   ControlContext ctx_;
   int reloads_ = 0, off_loop_calls_ = 0;
 };
@@ -171,6 +173,66 @@ TEST_F(ControlCommandsTest, PruneStartsAPassAndReloadReloads) {
   EXPECT_EQ(off_loop_calls_, 0);
   EXPECT_EQ(call({{"cmd", "reload"}})["ok"], true);
   EXPECT_EQ(reloads_, 1);
+}
+
+TEST_F(ControlCommandsTest, BandwidthShowsSetsForAWhileAndClearsWithTheCallersUid) {
+  json r = call({{"cmd", "bandwidth"}});
+  ASSERT_EQ(r["ok"], true) << r.dump();
+  EXPECT_EQ(r["cap_bps"], 50'000'000);
+  EXPECT_EQ(r["source"], "config");
+  EXPECT_TRUE(r["override"].is_null());
+  r = call({{"cmd", "bandwidth"}, {"action", "set"}, {"cap_bps", 2'000'000}, {"for_ms", 90'000}},
+           1000);
+  ASSERT_EQ(r["ok"], true) << r.dump();
+  EXPECT_EQ(r["cap_bps"], 2'000'000);
+  EXPECT_EQ(r["source"], "override");
+  EXPECT_EQ(r["base_bps"], 50'000'000);
+  EXPECT_EQ(r["base_source"], "config");
+  EXPECT_EQ(r["override"]["uid"], 1000);
+  EXPECT_EQ(r["override"]["set"], "2025-06-15T15:06:40Z");
+  EXPECT_EQ(r["override"]["until"], "2025-06-15T15:08:10Z");
+  EXPECT_EQ(governor_.rate(), 2'000'000u) << "in force at once";
+  // The tick after the end time returns to the config.
+  env_.set_now(WallTime(Millis(kNow + 90'000)));
+  bandwidth_.apply(env_.now(), "tick");
+  EXPECT_EQ(call({{"cmd", "bandwidth"}})["source"], "config");
+  EXPECT_EQ(governor_.rate(), 50'000'000u);
+  // Until cleared (no for_ms), then cleared by another uid.
+  r = call({{"cmd", "bandwidth"}, {"action", "set"}, {"cap_bps", 0}}, 1001);
+  EXPECT_EQ(r["cap_bps"], 0);
+  EXPECT_EQ(r["override"]["until"], "");
+  r = call({{"cmd", "bandwidth"}, {"action", "clear"}}, 1002);
+  EXPECT_EQ(r["cleared"], true);
+  EXPECT_EQ(r["source"], "config");
+  EXPECT_EQ(call({{"cmd", "bandwidth"}, {"action", "clear"}})["cleared"], false);
+}
+
+TEST_F(ControlCommandsTest, BandwidthRefusesBadArguments) {
+  auto err = [&](const json& req) {
+    json r = call(req);
+    EXPECT_EQ(r["ok"], false) << req.dump();
+    return r.value("error", "");
+  };
+  EXPECT_EQ(err({{"cmd", "bandwidth"}, {"action", "set"}}),
+            "bandwidth set needs cap_bps: bytes per second, 0 = no cap");
+  EXPECT_EQ(err({{"cmd", "bandwidth"}, {"action", "set"}, {"cap_bps", -5}}),
+            "bandwidth set needs cap_bps: bytes per second, 0 = no cap");
+  EXPECT_EQ(err({{"cmd", "bandwidth"}, {"action", "set"}, {"cap_bps", "10MB/s"}}),
+            "bandwidth set needs cap_bps: bytes per second, 0 = no cap");
+  EXPECT_NE(err({{"cmd", "bandwidth"}, {"action", "set"}, {"cap_bps", 1}, {"for_ms", -1}})
+                .find("for_ms must be"),
+            std::string::npos);
+  EXPECT_NE(err({{"cmd", "bandwidth"},
+                 {"action", "set"},
+                 {"cap_bps", 1},
+                 {"for_ms", kMaxBandwidthOverride.count() + 1}})
+                .find("for_ms must be"),
+            std::string::npos);
+  EXPECT_EQ(err({{"cmd", "bandwidth"}, {"action", "boost"}}),
+            "unknown bandwidth action 'boost' (show, set or clear)");
+  EXPECT_EQ(governor_.rate(), 50'000'000u) << "nothing was applied";
+  ctx_.bandwidth = nullptr;
+  EXPECT_EQ(err({{"cmd", "bandwidth"}}), "bandwidth control is not available");
 }
 
 }  // namespace

@@ -125,6 +125,35 @@ TEST(StatusJson, PeersAndTheirQueuesAddUp) {
   EXPECT_EQ(j["peers"][1]["queue"]["retry"]["files"], 1);
 }
 
+TEST(StatusJson, BandwidthOverrideShowsWhoAndUntilWhen) {
+  StatusInputs in = base();
+  json j = status_json(in, kNow);
+  EXPECT_EQ(j["replication"]["bandwidth_source"], "config");
+  EXPECT_TRUE(j["replication"]["bandwidth_override"].is_null());
+  in.bandwidth = replication::bandwidth_at({50'000'000, {}, ""}, 0,
+                                           replication::BandwidthOverride{0, 1000, kNow, 0}, kNow);
+  j = status_json(in, kNow);
+  EXPECT_EQ(j["replication"]["bandwidth_bps"], 0) << "single node: the cap in force";
+  EXPECT_EQ(j["replication"]["bandwidth_default_bps"], 50'000'000);
+  EXPECT_EQ(j["replication"]["bandwidth_source"], "override");
+  EXPECT_EQ(j["replication"]["bandwidth_override"],
+            json({{"cap_bps", 0}, {"uid", 1000}, {"set", "2025-06-15T15:06:40Z"}, {"until", ""}}));
+}
+
+TEST(StatusJson, MetricsShowsWhereTheEndpointIsBound) {
+  StatusInputs in = base();
+  in.metrics_listen = "";
+  json j = status_json(in, kNow);
+  EXPECT_EQ(j["metrics"], json({{"listen", ""}, {"address", nullptr}, {"port", nullptr}}));
+  in.metrics_listen = "127.0.0.1:0";
+  in.metrics_address = "127.0.0.1:40123";
+  in.metrics_port = 40123;
+  j = status_json(in, kNow);
+  EXPECT_EQ(j["metrics"], json({{"listen", "127.0.0.1:0"},
+                                {"address", "127.0.0.1:40123"},
+                                {"port", 40123}}));
+}
+
 TEST(StatusAlarms, EveryRuleAndItsThreshold) {
   StatusInputs in = base();
   EXPECT_TRUE(status_alarms(in, kNow).empty());
