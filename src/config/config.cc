@@ -121,7 +121,8 @@ const Field kFields[] = {
      APPLY(return get_duration(it, Millis{1}, &c.retention.tmp_grace)),
      nullptr},
     {{"retention.clock_tolerance", "\"1h\"",
-      "pruning stops when the newest recording is this far in the future (clock went wrong)"},
+      "pruning stops when the newest recording is this far in the future, or a peer's clock "
+      "this far off (a clock went wrong)"},
      APPLY(return get_duration(it, Millis{0}, &c.retention.clock_tolerance)),
      nullptr},
     {{"retention.audit_log", "", "file listing every deletion; default: <state_dir>/audit.log"},

@@ -152,16 +152,19 @@ void per_peer(Writer& w, const replication::ServiceStatus& rs, const char* name,
 
 void collect_peer_queues(const replication::ServiceStatus& rs, int64_t now, Writer& w) {
   if (w.family("recsync_peer_queue_files", MetricType::kGauge,
-               "Recordings queued for the peer, by priority (live first; retry after a failure)."))
+               "Recordings queued for the peer, by priority (live first; retry after a "
+               "failure; backfill last)."))
     for (const auto& p : rs.peers) {
       w.sample({{"peer", p.name}, {"priority", "live"}}, p.queue.live_files);
       w.sample({{"peer", p.name}, {"priority", "retry"}}, p.queue.retry_files);
+      w.sample({{"peer", p.name}, {"priority", "backfill"}}, p.queue.backfill_files);
     }
   if (w.family("recsync_peer_queue_bytes", MetricType::kGauge,
                "Bytes of the recordings queued for the peer, by priority."))
     for (const auto& p : rs.peers) {
       w.sample({{"peer", p.name}, {"priority", "live"}}, p.queue.live_bytes);
       w.sample({{"peer", p.name}, {"priority", "retry"}}, p.queue.retry_bytes);
+      w.sample({{"peer", p.name}, {"priority", "backfill"}}, p.queue.backfill_bytes);
     }
   per_peer(w, rs, "recsync_peer_queue_oldest_seconds", MetricType::kGauge,
            "Age of the oldest recording queued for the peer, in seconds; 0 when none.",
@@ -201,6 +204,38 @@ void collect_peers(const replication::ServiceStatus& rs, int64_t now, Writer& w)
   per_peer(w, rs, "recsync_peer_rtt_seconds", T::kGauge,
            "Round trip of the last ping on the link to the peer, in seconds; NaN until measured.",
            [](const auto& p) { return p.rtt_ms >= 0 ? p.rtt_ms / 1000.0 : kNaN; });
+  per_peer(w, rs, "recsync_peer_clock_offset_seconds", T::kGauge,
+           "The peer's clock minus this node's, in seconds (NTP-style, over the link); NaN "
+           "until measured. Beyond clock_tolerance, pruning is refused.",
+           [](const auto& p) { return p.clock_measured_ms ? p.clock_offset_ms / 1000.0 : kNaN; });
+}
+
+// Identity (one path, one recording) and the newest backfill job.
+void collect_identity_and_backfill(const StatusInputs& in, Writer& w) {
+  w.counter("recsync_identity_collisions_total",
+            "Recordings of different origins that claimed one path since start (one kept the "
+            "path, the others got .from-<origin>).",
+            in.collisions);
+  w.counter("recsync_identity_conflicts_total",
+            "Offers refused since start because another content is stored under that identity.",
+            in.conflicts);
+  const bool job = in.backfill && in.backfill->job;
+  const BackfillProgress pr = job ? in.backfill->progress : BackfillProgress{};
+  const bool running = job && in.backfill->job->state == "running";
+  w.gauge("recsync_backfill_running", "Whether a backfill is running (1) or not (0).",
+          running ? 1 : 0);
+  const uint64_t files = pr.pull_total.files + pr.push_total.files,
+                 bytes = pr.pull_total.bytes + pr.push_total.bytes;
+  const uint64_t done_files =
+      pr.pull_done.files + pr.push_done.files + pr.pull_gone.files + pr.push_gone.files;
+  const uint64_t done_bytes =
+      pr.pull_done.bytes + pr.push_done.bytes + pr.pull_gone.bytes + pr.push_gone.bytes;
+  w.gauge("recsync_backfill_remaining_files",
+          "Recordings the newest backfill still has to pull or push; 0 when none runs.",
+          running && files > done_files ? files - done_files : 0);
+  w.gauge("recsync_backfill_remaining_bytes",
+          "Bytes the newest backfill still has to pull or push; 0 when none runs.",
+          running && bytes > done_bytes ? bytes - done_bytes : 0);
 }
 
 }  // namespace
@@ -214,10 +249,7 @@ void collect_daemon_metrics(const StatusInputs& in, int64_t now_ms, Exposition& 
   collect_alarms(in, now_ms, w);
   collect_bandwidth(in, w);
   if (in.repl && !in.repl->peers.empty()) collect_peers(*in.repl, now_ms, w);
-  // Still to come with issue 11 (each a collect_* of its own, from fields
-  // added to StatusInputs): backfill remaining, erasures, scrub results
-  // (recsync_scrub_errors_total{kind}, used by the alert rules) and the
-  // peers' clock offset (recsync_peer_clock_offset_seconds{peer}).
+  collect_identity_and_backfill(in, w);
 }
 
 std::string render_metrics(const StatusInputs& in, int64_t now_ms,

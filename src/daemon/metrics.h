@@ -32,10 +32,14 @@
 //     recsync_peer_up                                1 when connected
 //     recsync_peer_state{state}                      one-hot over the four states
 //     recsync_peer_{sent,received}_{bytes,files}_total, recsync_peer_failed_transfers_total
-//     recsync_peer_queue_{files,bytes}{priority="live"|"retry"}
+//     recsync_peer_queue_{files,bytes}{priority="live"|"retry"|"backfill"}
 //     recsync_peer_queue_oldest_seconds              0 when empty
 //     recsync_peer_last_ack_age_seconds              NaN before the first ack
 //     recsync_peer_rtt_seconds                       NaN until measured
+//     recsync_peer_clock_offset_seconds              peer minus us; NaN until measured
+//   recsync_identity_{collisions,conflicts}_total    since start
+//   recsync_backfill_running                         0/1
+//   recsync_backfill_remaining_{files,bytes}         of the running backfill; 0 when none
 // Then the HTTP server's own recsync_metrics_http_* and recsync_metrics_render_seconds
 // (metrics/http_server.h).
 //

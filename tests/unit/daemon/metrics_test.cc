@@ -78,6 +78,8 @@ StatusInputs two_peers() {
   a.failed_transfers = 1;
   a.last_ack_ms = kNow - 400;
   a.rtt_ms = 0.5;
+  a.clock_offset_ms = -1500;  // fs2's clock is 1.5 s behind
+  a.clock_measured_ms = kNow - 1000;
   a.queue = {.live_files = 2,
              .live_bytes = 200,
              .retry_files = 1,
@@ -172,6 +174,40 @@ TEST(DaemonMetrics, PeersQueuesAlarmsAndTheOverride) {
   EXPECT_EQ(alarms.size(), 4u);
   EXPECT_EQ(s["recsync_alarms{severity=\"critical\"}"], 2);
   EXPECT_EQ(s["recsync_alarms{severity=\"warning\"}"], 2);
+}
+
+TEST(DaemonMetrics, ClockOffsetIdentityAndBackfill) {
+  StatusInputs in = two_peers();
+  in.repl->peers[0].queue.backfill_files = 5;
+  in.repl->peers[0].queue.backfill_bytes = 5000;
+  auto s = samples(render_metrics(in, kNow, nullptr));
+  EXPECT_EQ(s["recsync_peer_clock_offset_seconds{peer=\"fs2\"}"], -1.5);
+  EXPECT_TRUE(std::isnan(s["recsync_peer_clock_offset_seconds{peer=\"fs3\"}"])) << "not measured";
+  EXPECT_EQ(s["recsync_peer_queue_files{peer=\"fs2\",priority=\"backfill\"}"], 5);
+  EXPECT_EQ(s["recsync_peer_queue_bytes{peer=\"fs2\",priority=\"backfill\"}"], 5000);
+  EXPECT_EQ(s["recsync_identity_collisions_total"], 0);
+  EXPECT_EQ(s["recsync_backfill_running"], 0);
+  EXPECT_EQ(s["recsync_backfill_remaining_bytes"], 0);
+  // A running backfill: 10 files (1 MB) to pull, 4 to push; 3 pulled, 1 gone.
+  in.collisions = 3;
+  in.conflicts = 1;
+  replication::BackfillView v;
+  v.job = BackfillJob{7, "running", false, 0, kNow - 60'000, 0, ""};
+  v.progress.pull_total = {10, 1'000'000};
+  v.progress.push_total = {4, 400'000};
+  v.progress.pull_done = {3, 300'000};
+  v.progress.push_gone = {1, 100'000};
+  in.backfill = v;
+  s = samples(render_metrics(in, kNow, nullptr));
+  EXPECT_EQ(s["recsync_identity_collisions_total"], 3);
+  EXPECT_EQ(s["recsync_identity_conflicts_total"], 1);
+  EXPECT_EQ(s["recsync_backfill_running"], 1);
+  EXPECT_EQ(s["recsync_backfill_remaining_files"], 10);
+  EXPECT_EQ(s["recsync_backfill_remaining_bytes"], 1'000'000);
+  in.backfill->job->state = "done";
+  s = samples(render_metrics(in, kNow, nullptr));
+  EXPECT_EQ(s["recsync_backfill_running"], 0);
+  EXPECT_EQ(s["recsync_backfill_remaining_files"], 0) << "a finished job leaves nothing to do";
 }
 
 TEST(DaemonMetrics, AgesAreTakenAtTheScrapesTime) {
