@@ -9,25 +9,13 @@ namespace recsync {
 
 using json = nlohmann::json;
 
-std::string human_status(const json& s) {
+namespace {
+
+std::string dur(int64_t sec) { return format_duration(Millis(sec * 1000)); }
+
+// The replicate line and one or more lines per peer.
+std::string replication_lines(const json& s) {
   std::string o;
-  auto dur = [](int64_t sec) { return format_duration(Millis(sec * 1000)); };
-  o += fmt::format("recsyncd {} on {}, up {}\n", s["version"].get<std::string>(),
-                   s["node"].get<std::string>(), dur(s["uptime_s"].get<int64_t>()));
-  const json& sp = s["spool"];
-  o += fmt::format("spool      {}: {} files ({}) waiting, oldest {}, {:.1f}% used\n",
-                   sp["path"].get<std::string>(), sp["files"].get<uint64_t>(),
-                   format_bytes(sp["bytes"].get<uint64_t>()), dur(sp["oldest_s"].get<int64_t>()),
-                   sp["used_pct"].get<double>());
-  const json& ar = s["archive"];
-  o += fmt::format(
-      "archive    {}: {} files ({}), {:.1f}% used; {} in flight, {} failing; "
-      "{} archived since start{}\n",
-      ar["path"].get<std::string>(), ar["files"].get<uint64_t>(),
-      format_bytes(ar["bytes"].get<uint64_t>()), ar["used_pct"].get<double>(),
-      ar["in_flight"].get<uint64_t>(), ar["failing"].get<uint64_t>(),
-      ar["archived_since_start"].get<uint64_t>(),
-      ar["reconciled"].get<bool>() ? "" : " (still scanning the archive)");
   if (s["peers"].empty()) {
     o += "peers      none configured (single node)\n";
   } else {
@@ -67,6 +55,30 @@ std::string human_status(const json& s) {
         o += fmt::format("  error    {}\n", p["last_error"].get<std::string>());
     }
   }
+  return o;
+}
+
+}  // namespace
+
+std::string human_status(const json& s) {
+  std::string o;
+  o += fmt::format("recsyncd {} on {}, up {}\n", s["version"].get<std::string>(),
+                   s["node"].get<std::string>(), dur(s["uptime_s"].get<int64_t>()));
+  const json& sp = s["spool"];
+  o += fmt::format("spool      {}: {} files ({}) waiting, oldest {}, {:.1f}% used\n",
+                   sp["path"].get<std::string>(), sp["files"].get<uint64_t>(),
+                   format_bytes(sp["bytes"].get<uint64_t>()), dur(sp["oldest_s"].get<int64_t>()),
+                   sp["used_pct"].get<double>());
+  const json& ar = s["archive"];
+  o += fmt::format(
+      "archive    {}: {} files ({}), {:.1f}% used; {} in flight, {} failing; "
+      "{} archived since start{}\n",
+      ar["path"].get<std::string>(), ar["files"].get<uint64_t>(),
+      format_bytes(ar["bytes"].get<uint64_t>()), ar["used_pct"].get<double>(),
+      ar["in_flight"].get<uint64_t>(), ar["failing"].get<uint64_t>(),
+      ar["archived_since_start"].get<uint64_t>(),
+      ar["reconciled"].get<bool>() ? "" : " (still scanning the archive)");
+  o += replication_lines(s);
   const json& re = s["retention"];
   std::string last = re["last_prune"].get<std::string>();
   o += fmt::format("retention  keep {}; last pass {}; {} pruned in total; {} holds{}\n",
