@@ -16,6 +16,7 @@
 
 #include "metrics/http_request.h"
 #include "recsync/log.h"
+#include "recsync/sockaddr.h"
 
 namespace recsync::metrics {
 namespace {
@@ -30,77 +31,6 @@ constexpr auto kWarnEvery = std::chrono::minutes(1);           // at most one su
 constexpr const char* kErrorType = "text/plain; charset=utf-8";
 
 std::shared_ptr<spdlog::logger> logger() { return log::get("metrics"); }
-
-struct ListenAddr {
-  sockaddr_storage ss{};
-  socklen_t len = 0;
-};
-
-bool all_digits(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
-// "a.b.c.d:port" / "[v6]:port" / "[v6%scope]:port", numeric only.
-Result<ListenAddr> parse_listen(const std::string& s) {
-  auto bad = [&](const std::string& why) {
-    return Status::invalid("metrics listen address '" + s + "': " + why +
-                           " (expected a.b.c.d:port or [v6]:port)");
-  };
-  std::string host, port;
-  bool v6 = !s.empty() && s[0] == '[';
-  if (v6) {
-    size_t close = s.find(']');
-    if (close == std::string::npos || close + 1 >= s.size() || s[close + 1] != ':')
-      return bad("missing ']:port'");
-    host = s.substr(1, close - 1);
-    port = s.substr(close + 2);
-  } else {
-    size_t colon = s.rfind(':');
-    if (colon == std::string::npos) return bad("missing ':port'");
-    host = s.substr(0, colon);
-    port = s.substr(colon + 1);
-  }
-  if (!all_digits(port) || port.size() > 5 || std::stoi(port) > 65535)
-    return bad("'" + port + "' is not a port number");
-  auto p = htons(static_cast<uint16_t>(std::stoi(port)));
-  ListenAddr out;
-  if (v6) {
-    auto* a = reinterpret_cast<sockaddr_in6*>(&out.ss);
-    a->sin6_family = AF_INET6;
-    a->sin6_port = p;
-    std::string addr = host.substr(0, host.find('%'));
-    if (inet_pton(AF_INET6, addr.c_str(), &a->sin6_addr) != 1)
-      return bad("'" + host + "' is not a numeric IPv6 address");
-    if (addr.size() != host.size()) {
-      std::string scope = host.substr(addr.size() + 1);
-      unsigned idx = all_digits(scope) && scope.size() < 10 ? std::stoul(scope)
-                                                            : if_nametoindex(scope.c_str());
-      if (idx == 0) return bad("unknown IPv6 scope '" + scope + "'");
-      a->sin6_scope_id = idx;
-    }
-    out.len = sizeof(sockaddr_in6);
-  } else {
-    auto* a = reinterpret_cast<sockaddr_in*>(&out.ss);
-    a->sin_family = AF_INET;
-    a->sin_port = p;
-    if (inet_pton(AF_INET, host.c_str(), &a->sin_addr) != 1)
-      return bad("'" + host + "' is not a numeric IPv4 address");
-    out.len = sizeof(sockaddr_in);
-  }
-  return out;
-}
-
-std::string format_addr(const sockaddr_storage& ss) {
-  char buf[INET6_ADDRSTRLEN] = "?";
-  if (ss.ss_family == AF_INET6) {
-    const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
-    inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof buf);
-    return "[" + std::string(buf) + "]:" + std::to_string(ntohs(a->sin6_port));
-  }
-  const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
-  inet_ntop(AF_INET, &a->sin_addr, buf, sizeof buf);
-  return std::string(buf) + ":" + std::to_string(ntohs(a->sin_port));
-}
 
 // Close with RST, discarding what is unsent: a client dropped for not
 // reading must not leave an orphaned socket retrying its full window.
@@ -364,8 +294,8 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(HttpServerOptions options,
   if (!render) return Status::invalid("metrics server: no render callback");
   if (options.max_connections == 0 || options.max_request_bytes == 0)
     return Status::invalid("metrics server: max_connections and max_request_bytes must be > 0");
-  auto addr = parse_listen(options.listen);
-  if (!addr) return addr.status();
+  auto addr = parse_address(options.listen);
+  if (!addr) return addr.status().with_context("metrics listen");
   std::unique_ptr<HttpServer> s(new HttpServer());
   s->impl_ = std::make_unique<Impl>();
   Impl& im = *s->impl_;
@@ -383,7 +313,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(HttpServerOptions options,
   socklen_t len = sizeof bound;
   if (::getsockname(im.listen_fd, reinterpret_cast<sockaddr*>(&bound), &len) != 0)
     return Status::from_errno(errno, what + ": getsockname");
-  s->address_ = format_addr(bound);
+  s->address_ = format_sockaddr(bound);
   s->port_ = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
                                                : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
   im.opt = std::move(options);

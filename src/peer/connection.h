@@ -29,21 +29,15 @@
 
 #include "peer/frame.h"
 #include "peer/tls.h"
+#include "recsync/sockaddr.h"
 #include "recsync/status.h"
 
 namespace recsync::peer {
 
-// A parsed numeric socket address. `text` is the input it came from.
-struct SockAddr {
-  sockaddr_storage ss{};
-  socklen_t len = 0;
-  std::string text;
-};
-
-// Parses "1.2.3.4:7373" / "[::1]:7373" / "[fe80::1%eth0]:7373" (numeric
-// hosts only; port 0..65535, 0 allowed for listening). kInvalid naming the
-// address and the reason otherwise.
-Result<SockAddr> parse_address(const std::string& s);
+// The address helpers live in recsync/sockaddr.h; peer:: names kept.
+using ::recsync::format_sockaddr;
+using ::recsync::parse_address;
+using ::recsync::SockAddr;
 
 // Listening TCP socket on `address`: SO_REUSEADDR, non-blocking, CLOEXEC,
 // bound, listen(backlog). Returns the fd; the caller owns (closes) it.
@@ -51,8 +45,6 @@ Result<int> listen_tcp(const std::string& address, int backlog = 16);
 
 // The local port a bound socket got (useful after binding port 0).
 Result<uint16_t> bound_port(int fd);
-// "1.2.3.4:5678" / "[::1]:5678" for an IPv4/IPv6 socket address.
-std::string format_sockaddr(const sockaddr_storage& ss);
 
 // Lets another thread abort a connect()/accept() handshake or accept_tcp()
 // in progress (e.g. the daemon stopping). Owns an eventfd that is part of
