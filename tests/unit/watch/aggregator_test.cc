@@ -149,7 +149,9 @@ TEST(Aggregator, HundredThousandPending) {
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(spent).count();
   // Typically ~100 ms optimised; generous for sanitizer builds.
   std::printf("aggregator work on 100k entries: %lld ms\n", (long long)ms);
+#if !defined(__SANITIZE_THREAD__)  // ThreadSanitizer makes every access ~10x slower
   EXPECT_LT(ms, 3000) << "aggregator work on 100k entries took " << ms << " ms";
+#endif
 }
 
 TEST(Aggregator, BatchIsSortedByDue) {
