@@ -8,9 +8,11 @@ pkgs=(
   libgtest-dev libgmock-dev libssl-dev libsystemd-dev libtomlplusplus-dev
   libsqlite3-dev libxxhash-dev nlohmann-json3-dev libcurl4-openssl-dev
   ceph-mon ceph-osd radosgw ceph-common
+  s3cmd rclone  # bench/objstore.sh: the tools the uploads are compared with
   clang-14 libclang-rt-14-dev
   python3 rsync lsyncd iproute2 iptables e2fsprogs util-linux procps psmisc openssl
   debhelper devscripts lintian mandoc systemd sqlite3 dpkg-dev fakeroot
+  faketime  # tests: libfaketime puts one daemon's clock days ahead (clock_test)
   prometheus  # tests: promtool, and a real Prometheus scraping /metrics (its own service is left as installed)
 )
 missing=()

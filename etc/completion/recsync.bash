@@ -5,7 +5,7 @@ _recsync() {
   local cur prev words cword
   _init_completion || return
 
-  local commands="status hold prune locate bandwidth backfill id keygen"
+  local commands="status hold prune locate bandwidth fetch backfill id keygen"
   local i cmd="" sub=""
   for ((i = 1; i < cword; i++)); do
     case "${words[i]}" in
@@ -56,7 +56,8 @@ _recsync() {
     prune) opts="--dry-run --json" ;;
     locate) opts="--json" ;;
     bandwidth) opts="--for --clear --json" ;;
-    backfill) opts="--dry-run --json" ;;
+    fetch) opts="--window --json" ;;
+    backfill) opts="--dry-run --json --peer" ;;
     keygen) opts="--force" ;;
     id) opts="" ;;
   esac

@@ -92,6 +92,31 @@ struct Config {
   // "source:line: " for a key (its own line, else its section's header, else
   // no line: "source: "), the prefix of every message about that key.
   std::string at(const std::string& key) const;
+  // [object_store]: the archive tier in an S3 object store (Ceph RGW, MinIO).
+  // No section = feature off. Credentials never live here: `credentials`
+  // names a file readable only by the daemon, or a systemd credential.
+  struct ObjectStore {
+    bool enabled = false;              // the section is present
+    std::string endpoint;              // required: http(s)://host[:port]
+    std::string bucket;                // required
+    std::string region = "us-east-1";  // SigV4 scope
+    std::string prefix;                // object key = prefix + node + "/" + archive path
+    std::string ca_file;               // https: CA bundle ("" = system store)
+    std::string credentials;           // required: "/abs/path" or "systemd:NAME"
+    // How long the local copy stays once its object is verified in the
+    // store (counted from when it reached this disk). Unset: retention.keep.
+    std::optional<Millis> keep_local;
+    // A local copy that arrived late (fetched back for playback, or from a
+    // peer after an outage) stays at least this long past keep_local.
+    Millis keep_fetched{24LL * 3600 * 1000};
+    bool object_lock = false;                    // holds set Object Lock legal holds
+    uint64_t part_size = 16ull << 20;            // multipart part size
+    uint64_t multipart_threshold = 64ull << 20;  // files this big or bigger go multipart
+    int uploads = 2;                             // uploads in parallel (one connection each)
+    Millis upload_warn{15 * 60 * 1000};          // status alarm when the oldest upload waits longer
+    Millis retry_max{5 * 60 * 1000};             // backoff cap while the store fails
+    Millis keep_local_or(Millis keep) const { return keep_local ? *keep_local : keep; }
+  } object_store;
 
   std::string audit_log_path() const {
     return retention.audit_log.empty() ? state_dir + "/audit.log" : retention.audit_log;

@@ -26,7 +26,7 @@ struct Ctx {
   std::string config_path = "/etc/recsync/recsyncd.conf";
   std::string socket;  // overrides the config's [control] socket
   bool json_out = false;
-  bool check = false, watch = false, dry_run = false, force = false;
+  bool check = false, watch = false, dry_run = false, force = false, window = false;
   int interval = 2;
   std::string target, reason, id;
   std::string rate, for_duration;  // bandwidth RATE [--for D]
@@ -45,13 +45,14 @@ Result<std::string> socket_path(const Ctx& c) {
 }
 
 // One request; maps failures to exit codes with a message on stderr.
-int call(const Ctx& c, const json& req, json* out) {
+int call(const Ctx& c, const json& req, json* out,
+         std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
   auto path = socket_path(c);
   if (!path) {
     std::fprintf(stderr, "recsync: %s\n", path.status().message().c_str());
     return kExitConfig;
   }
-  auto r = control_call(*path, req);
+  auto r = control_call(*path, req, timeout);
   if (!r) {
     const Status& s = r.status();
     std::fprintf(stderr, "recsync: %s\n", s.message().c_str());
@@ -143,6 +144,42 @@ int cmd_locate(const Ctx& c) {
   if (rc != kExitOk) return rc;
   c.json_out ? print_json(r["locations"]) : print(human_locations(r["locations"]));
   return kExitOk;
+}
+
+// A download can take a while; the window of a rebuilt node much longer.
+int cmd_fetch(const Ctx& c) {
+  if (c.window == !c.id.empty()) {
+    std::fprintf(stderr, "recsync: fetch takes a recording id or path, or --window (not both)\n");
+    return kExitUsage;
+  }
+  json r;
+  json req = {{"cmd", "fetch"}, {"id", c.id}, {"window", c.window}};
+  int rc = call(c, req, &r, c.window ? std::chrono::hours(24) : std::chrono::hours(1));
+  if (rc != kExitOk) return rc;
+  r.erase("ok");
+  if (c.json_out) {
+    print_json(r);
+  } else if (c.window) {
+    std::printf(
+        "%llu objects of this node in the store, %llu indexed; %llu fetched (%s), %llu already "
+        "here; %llu of other nodes left alone; %llu errors%s\n",
+        (unsigned long long)r["listed"].get<uint64_t>(),
+        (unsigned long long)r["indexed"].get<uint64_t>(),
+        (unsigned long long)r["fetched"].get<uint64_t>(),
+        format_bytes(r["bytes"].get<uint64_t>()).c_str(),
+        (unsigned long long)r["already"].get<uint64_t>(),
+        (unsigned long long)r["other_nodes"].get<uint64_t>(),
+        (unsigned long long)r["errors"].get<uint64_t>(),
+        r["last_error"].get<std::string>().empty()
+            ? ""
+            : (" (last: " + r["last_error"].get<std::string>() + ")").c_str());
+  } else {
+    for (auto& f : r["fetched"])
+      std::printf("%s\t%s\t%s\n", f["already"].get<bool>() ? "already" : "fetched",
+                  f["path"].get<std::string>().c_str(),
+                  format_bytes(f["size"].get<uint64_t>()).c_str());
+  }
+  return r.value("errors", 0) > 0 ? kExitFailure : kExitOk;
 }
 
 // `id` only reads: an identity created here would belong to whoever ran the
@@ -321,6 +358,14 @@ void build(CLI::App& app, Ctx& c, std::function<int()>& run) {
   bw->add_flag("--clear", c.clear, "end the override: back to the config and schedule");
   bw->add_flag("--json", c.json_out, "machine-readable output");
   bw->callback(on(cmd_bandwidth));
+
+  auto* fetch = app.add_subcommand(
+      "fetch", "bring a recording back from the object store into the archive (for playback)");
+  fetch->add_option("id", c.id, "recording id (call uuid) or archive-relative path");
+  fetch->add_flag("--window", c.window,
+                  "a rebuilt node: re-index this node's objects and fetch its keep_local window");
+  fetch->add_flag("--json", c.json_out, "machine-readable output");
+  fetch->callback(on(cmd_fetch));
 
   auto* backfill = app.add_subcommand(
       "backfill", "bring this archive in line with the peers' (after a rebuild, or any time)");

@@ -60,6 +60,37 @@ std::string replication_lines(const json& s) {
 
 }  // namespace
 
+std::string human_object_store(const json& t) {
+  const json& q = t["queue"];
+  const std::string last = t["last_success"].get<std::string>();
+  std::string o = fmt::format(
+      "objstore   s3://{}/{} at {}: {}; queue {} files ({}), oldest {}; {}/s; {} uploaded ({}) "
+      "since start, {} already there; last success {}\n",
+      t["bucket"].get<std::string>(), t["prefix"].get<std::string>(),
+      t["endpoint"].get<std::string>(), t["state"].get<std::string>(), q["files"].get<uint64_t>(),
+      format_bytes(q["bytes"].get<uint64_t>()), dur(q["oldest_s"].get<int64_t>()),
+      format_bytes(t["rate_bps"].get<uint64_t>()), t["uploaded_files"].get<uint64_t>(),
+      format_bytes(t["uploaded_bytes"].get<uint64_t>()), t["already_present"].get<uint64_t>(),
+      last.empty() ? "none yet" : last);
+  const json& ob = t["objects"];
+  o += fmt::format("  objects  {} verified ({}), {} legal holds; local copies kept {}{}\n",
+                   ob["files"].get<uint64_t>(), format_bytes(ob["bytes"].get<uint64_t>()),
+                   ob["legal_holds"].get<uint64_t>(), dur(t["keep_local_s"].get<int64_t>()),
+                   t["object_lock"].get<bool>() ? "; Object Lock on" : "");
+  if (!t["in_flight"].is_null()) {
+    const json& f = t["in_flight"];
+    const uint64_t size = f["size"].get<uint64_t>();
+    o += fmt::format("  sending  {} ({}), {:.0f}% sent\n", f["path"].get<std::string>(),
+                     format_bytes(size),
+                     size ? 100.0 * f["sent_bytes"].get<uint64_t>() / size : 100.0);
+  }
+  if (!t["last_error"].get<std::string>().empty())
+    o +=
+        fmt::format("  error    {} ({}, {})\n", t["last_error"].get<std::string>(),
+                    t["last_error_kind"].get<std::string>(), t["last_error_at"].get<std::string>());
+  return o;
+}
+
 std::string human_status(const json& s) {
   std::string o;
   o += fmt::format("recsyncd {} on {}, up {}\n", s["version"].get<std::string>(),
@@ -79,6 +110,8 @@ std::string human_status(const json& s) {
       ar["archived_since_start"].get<uint64_t>(),
       ar["reconciled"].get<bool>() ? "" : " (still scanning the archive)");
   o += replication_lines(s);
+  if (s.contains("object_store") && s["object_store"].value("enabled", false))
+    o += human_object_store(s["object_store"]);
   const json& re = s["retention"];
   std::string last = re["last_prune"].get<std::string>();
   o += fmt::format("retention  keep {}; last pass {}; {} pruned in total; {} holds{}\n",
@@ -134,14 +167,33 @@ std::string human_dry_run(const json& r) {
                      format_bytes(f["size"].get<uint64_t>()), f["path"].get<std::string>());
   o += fmt::format("{} files ({}) would be pruned; {} kept by holds\n", r["files"].get<uint64_t>(),
                    format_bytes(r["bytes"].get<uint64_t>()), r["held"].get<uint64_t>());
+  if (r.value("offloaded", 0) || r.value("unstored", 0))
+    o += fmt::format(
+        "of them {} local copies at keep_local (object verified in the store); {} "
+        "past keep_local kept until their upload is verified\n",
+        r.value("offloaded", 0), r.value("unstored", 0));
+  if (r.contains("objects_would_remove")) {
+    for (auto& f : r["objects_would_remove"])
+      o += fmt::format("{}\t{}\tobject {}\n", f["recorded"].get<std::string>(),
+                       format_bytes(f["size"].get<uint64_t>()), f["key"].get<std::string>());
+    if (r.value("objects", 0) || r.value("objects_held", 0))
+      o += fmt::format("{} objects ({}) would be deleted from the object store; {} kept by holds\n",
+                       r.value("objects", 0), format_bytes(r.value("object_bytes", uint64_t{0})),
+                       r.value("objects_held", 0));
+  }
   return o;
 }
 
 std::string human_locations(const json& locations) {
   std::string o;
-  for (auto& l : locations)
-    o += fmt::format("{}\t{}\t{}\n", l["where"].get<std::string>(), l["path"].get<std::string>(),
+  for (auto& l : locations) {
+    o += fmt::format("{}\t{}\t{}", l["where"].get<std::string>(), l["path"].get<std::string>(),
                      format_bytes(l["size"].get<uint64_t>()));
+    if (l.contains("hash")) o += "\t" + l["hash"].get<std::string>();
+    if (l.value("held", false)) o += "\theld";
+    if (l.value("legal_hold", false)) o += "\tlegal hold";
+    o += "\n";
+  }
   return o;
 }
 

@@ -8,6 +8,8 @@ namespace recsync {
 
 // `recsync status`: a few aligned lines per component, one per alarm.
 std::string human_status(const nlohmann::json& status);
+// The object-store lines of it (status["object_store"], enabled).
+std::string human_object_store(const nlohmann::json& object_store);
 
 struct CheckResult {
   int exit_code;     // 0 OK, 1 WARNING, 2 CRITICAL (Nagios plugin convention)

@@ -158,6 +158,66 @@ const Field kFields[] = {
     {{"metrics.listen", "\"127.0.0.1:9465\"", "Prometheus metrics address; \"\" disables"},
      APPLY(return get_address(it, true, true, &c.metrics.listen)),
      nullptr},
+
+    {{"object_store.endpoint", "",
+      "S3 endpoint, http://host:port or https://host[:port] (required in [object_store]); "
+      "without an [object_store] section there is no object-store tier"},
+     APPLY(return get_endpoint(it, &c.object_store.endpoint)),
+     nullptr},
+    {{"object_store.bucket", "", "bucket the recordings go to (required in [object_store])"},
+     APPLY(return get_bucket(it, &c.object_store.bucket)),
+     nullptr},
+    {{"object_store.region", "\"us-east-1\"", "region the requests are signed for (SigV4)"},
+     APPLY(return get_string(it, &c.object_store.region)),
+     nullptr},
+    {{"object_store.prefix", "\"\"",
+      "key prefix; a recording's key is prefix + node + \"/\" + its archive path"},
+     APPLY(return get_key_prefix(it, &c.object_store.prefix)),
+     nullptr},
+    {{"object_store.ca_file", "\"\"",
+      "https: PEM file of the CAs to verify the store against; \"\" = the system store"},
+     APPLY(return get_abs_path(it, true, &c.object_store.ca_file)),
+     nullptr},
+    {{"object_store.credentials", "",
+      "access and secret key: a file only the daemon can read (mode 0600), or "
+      "\"systemd:NAME\" for a LoadCredential= credential (required in [object_store])"},
+     APPLY(return get_credentials_ref(it, &c.object_store.credentials)),
+     nullptr},
+    {{"object_store.keep_local", "",
+      "local copies of recordings older than this go once their object is verified in the "
+      "store (the hot window); at most retention.keep; default: retention.keep"},
+     APPLY(Millis v{0}; RECSYNC_RETURN_IF_ERROR(get_duration(it, Millis{1000}, &v));
+           c.object_store.keep_local = v; return Status::ok()),
+     nullptr},
+    {{"object_store.keep_fetched", "\"1d\"",
+      "a local copy that arrived late (fetched back with `recsync fetch`, or from a peer after an "
+      "outage) stays at least this long on this disk, whatever keep_local says"},
+     APPLY(return get_duration(it, Millis{0}, &c.object_store.keep_fetched)),
+     nullptr},
+    {{"object_store.object_lock", "false",
+      "set an Object Lock legal hold on the objects of held recordings (the bucket must have "
+      "Object Lock enabled)"},
+     APPLY(return get_bool(it, &c.object_store.object_lock)),
+     nullptr},
+    {{"object_store.part_size", "\"16MiB\"", "multipart part size, 5MiB to 5GiB"},
+     APPLY(return get_size(it, 5ull << 20, 5ull << 30, &c.object_store.part_size)),
+     nullptr},
+    {{"object_store.multipart_threshold", "\"64MiB\"",
+      "recordings this large or larger are uploaded in parts (resumable), 5MiB to 5GiB"},
+     APPLY(return get_size(it, 5ull << 20, 5ull << 30, &c.object_store.multipart_threshold)),
+     nullptr},
+    {{"object_store.uploads", "2",
+      "uploads in parallel (1-8), each on its own connection; the order stays live first"},
+     APPLY(return get_int(it, 1, 8, &c.object_store.uploads)),
+     nullptr},
+    {{"object_store.upload_warn", "\"15m\"",
+      "a warning alarm (and `recsync status --check` exit 1) when the oldest upload waits longer"},
+     APPLY(return get_duration(it, Millis{1000}, &c.object_store.upload_warn)),
+     nullptr},
+    {{"object_store.retry_max", "\"5m\"",
+      "longest wait between attempts while the store is down or refusing"},
+     APPLY(return get_duration(it, Millis{1000}, &c.object_store.retry_max)),
+     nullptr},
 };
 
 #undef APPLY
@@ -267,6 +327,7 @@ class Parser {
   void check_peer_names();
   void check_watermarks();
   void check_paths();
+  void check_object_store();
 
   std::string source_;
   Config c_;
@@ -423,6 +484,22 @@ void Parser::check_paths() {
   }
 }
 
+// [object_store]: its required keys (when the section is there) and
+// keep_local within retention.keep (a local copy never outlives retention).
+void Parser::check_object_store() {
+  if (!c_.object_store.enabled) return;
+  for (const char* req :
+       {"object_store.endpoint", "object_store.bucket", "object_store.credentials"})
+    check_required(req);
+  const auto& os = c_.object_store;
+  const Millis keep = c_.retention.keep;
+  if (os.keep_local && keep.count() > 0 && *os.keep_local > keep) {
+    uint32_t line = line_of_["object_store.keep_local"];
+    error(line, at(line) + "object_store.keep_local (" + format_duration(*os.keep_local) +
+                    ") must not be longer than retention.keep (" + format_duration(keep) + ")");
+  }
+}
+
 Result<Config> Parser::run(const toml::table& root) {
   c_.source = source_;
   for (auto&& [k, v] : root) {
@@ -439,6 +516,7 @@ Result<Config> Parser::run(const toml::table& root) {
       }
       uint32_t header = t->source().begin.line;
       section_line_[name] = header != 0 ? header : key_line;
+      if (name == "object_store") c_.object_store.enabled = true;
       walk_section(name, *t);
     } else if (find_field("", name)) {
       // Top-level keys are walked as the "" section, one key at a time.
@@ -463,6 +541,7 @@ Result<Config> Parser::run(const toml::table& root) {
   if (errors_.empty()) check_peer_names();
   if (errors_.empty()) check_watermarks();
   if (errors_.empty()) check_paths();
+  if (errors_.empty()) check_object_store();
   for (auto& [k, line] : line_of_) c_.lines[k] = line;
   for (auto& [k, line] : section_line_) c_.lines[k] = line;
   if (!errors_.empty()) {

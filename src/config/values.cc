@@ -277,6 +277,104 @@ Status get_socket_path(const Item& it, std::string* out) {
   return Status::ok();
 }
 
+Status get_bool(const Item& it, bool* out) {
+  const auto* b = it.node.as_boolean();
+  if (!b) return wrong_type(it, "true or false");
+  *out = b->get();
+  return Status::ok();
+}
+
+Status get_size(const Item& it, uint64_t min, uint64_t max, uint64_t* out) {
+  uint64_t v = 0;
+  if (const auto* i = it.node.as_integer()) {
+    if (i->get() < 0) return it.fail("must not be negative");
+    v = static_cast<uint64_t>(i->get());
+  } else if (const auto* s = it.node.as_string()) {
+    auto r = parse_size(s->get());
+    if (!r) return it.fail(r.status().message());
+    v = *r;
+  } else {
+    return wrong_type(it, "a size such as \"16MiB\"");
+  }
+  if (v < min || v > max)
+    return it.fail("must be between " + format_bytes(min) + " and " + format_bytes(max) + " (got " +
+                   format_bytes(v) + ")");
+  *out = v;
+  return Status::ok();
+}
+
+Status get_endpoint(const Item& it, std::string* out) {
+  std::string s;
+  RECSYNC_RETURN_IF_ERROR(get_string(it, &s));
+  const size_t scheme_end = s.find("://");
+  const std::string scheme = scheme_end == std::string::npos ? "" : s.substr(0, scheme_end);
+  if (scheme != "http" && scheme != "https")
+    return it.fail("must start with http:// or https:// (got '" + s + "')");
+  std::string rest = s.substr(scheme_end + 3);
+  if (!rest.empty() && rest.back() == '/') rest.pop_back();
+  if (rest.empty()) return it.fail("has no host (got '" + s + "')");
+  if (rest.find_first_of("/?#@ \t\r\n") != std::string::npos)
+    return it.fail("must be scheme://host[:port] only, no path, query or user info (got '" + s +
+                   "')");
+  *out = scheme + "://" + rest;
+  return Status::ok();
+}
+
+Status get_bucket(const Item& it, std::string* out) {
+  std::string b;
+  RECSYNC_RETURN_IF_ERROR(get_string(it, &b));
+  auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+  bool ok =
+      b.size() >= 3 && b.size() <= 63 && alnum(b.front()) && alnum(b.back()) &&
+      std::all_of(b.begin(), b.end(), [&](char c) { return alnum(c) || c == '-' || c == '.'; });
+  if (!ok)
+    return it.fail("'" + b +
+                   "' is not a bucket name (3-63 lower-case letters, digits, '-' or '.', "
+                   "starting and ending with a letter or digit)");
+  *out = b;
+  return Status::ok();
+}
+
+Status get_key_prefix(const Item& it, std::string* out) {
+  std::string p;
+  RECSYNC_RETURN_IF_ERROR(get_string(it, &p));
+  if (p.size() > 512) return it.fail("longer than 512 bytes");
+  if (!p.empty() && p.front() == '/') return it.fail("must not start with '/' (got '" + p + "')");
+  for (unsigned char c : p)
+    if (c < 0x20 || c == 0x7f) return it.fail("has a control character");
+  // The key is prefix + node + "/" + archive path: no empty, "." or ".." segment in it.
+  size_t start = 0;
+  while (start < p.size()) {
+    size_t end = p.find('/', start);
+    const bool last = end == std::string::npos;
+    std::string seg = p.substr(start, last ? std::string::npos : end - start);
+    if ((seg.empty() && !last) || seg == "." || seg == "..")
+      return it.fail("has an empty, '.' or '..' segment (got '" + p + "')");
+    if (last) break;
+    start = end + 1;
+  }
+  *out = p;
+  return Status::ok();
+}
+
+Status get_credentials_ref(const Item& it, std::string* out) {
+  std::string s;
+  RECSYNC_RETURN_IF_ERROR(get_string(it, &s));
+  constexpr std::string_view kSystemd = "systemd:";
+  if (s.compare(0, kSystemd.size(), kSystemd) == 0) {
+    std::string name = s.substr(kSystemd.size());
+    if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos)
+      return it.fail("systemd credential name must be a single file name (got '" + s + "')");
+    *out = s;
+    return Status::ok();
+  }
+  if (s.empty() || s[0] != '/')
+    return it.fail("must be an absolute path to a credentials file, or \"systemd:NAME\" (got '" +
+                   s + "'); the keys themselves never go in this file");
+  *out = normal_path(s);
+  return Status::ok();
+}
+
 Status get_components(const Item& it, const std::string& source,
                       std::map<std::string, std::string>* out) {
   const auto* t = it.node.as_table();

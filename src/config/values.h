@@ -49,6 +49,16 @@ Status get_bandwidth(const Item& it, uint64_t* out);
 Status get_schedule(const Item& it, Schedule* out, std::string* text);
 Status get_fingerprint(const Item& it, std::string* out);
 Status get_socket_path(const Item& it, std::string* out);
+Status get_bool(const Item& it, bool* out);
+// A size string ("16MiB") or integer bytes, within [min, max].
+Status get_size(const Item& it, uint64_t min, uint64_t max, uint64_t* out);
+// Object store values ([object_store]): endpoint "http(s)://host[:port]";
+// S3 bucket naming; a key prefix (printable, no leading '/', no "." or ".."
+// segment, at most 512 bytes); credentials "/abs/path" or "systemd:NAME".
+Status get_endpoint(const Item& it, std::string* out);
+Status get_bucket(const Item& it, std::string* out);
+Status get_key_prefix(const Item& it, std::string* out);
+Status get_credentials_ref(const Item& it, std::string* out);
 Status get_components(const Item& it, const std::string& source,
                       std::map<std::string, std::string>* out);
 

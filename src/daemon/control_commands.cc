@@ -105,6 +105,26 @@ void locate(ControlContext& c, const json& req, const PeerCred&, Reply& reply) {
                  {"origin", r.origin == kLocalOrigin ? c.node : r.origin},
                  {"origin_path", r.identity_rel()},
                  {"held", hs.held(r)}});
+  if (c.tier) {
+    auto objs = c.store->objects().find(id);
+    if (!objs) return reply(error(objs.status().message()));
+    for (auto& o : *objs) {
+      RecordingRow r;
+      r.rel = o.rel;
+      r.name = o.name;
+      a.push_back({{"where", "object_store"},
+                   {"path", c.tier->where(o)},
+                   {"size", o.size},
+                   {"hash", o.hash},
+                   {"recorded", iso(o.rec_time_ms)},
+                   {"origin", o.origin},
+                   {"version_id", o.version_id},
+                   {"etag", o.etag},
+                   {"verified", iso(o.verified_ms)},
+                   {"legal_hold", o.legal_hold},
+                   {"held", hs.held(r)}});
+    }
+  }
   for (const SpoolItem& e : c.spool->find(id))
     a.push_back({{"where", "spool"},
                  {"path", path_join(c.spool_root, e.rel)},
@@ -115,14 +135,64 @@ void locate(ControlContext& c, const json& req, const PeerCred&, Reply& reply) {
   reply({{"ok", true}, {"locations", a}});
 }
 
+// A recording (or, with window, this node's hot window) back from the
+// object store; network and disk work, so off the loop.
+void fetch(ControlContext& c, const json& req, const PeerCred& who, Reply& reply) {
+  if (!c.tier) return reply(error("no [object_store] is configured"));
+  const bool window = req.value("window", false);
+  const std::string id = req.value("id", "");
+  if (!window && id.empty()) return reply(error("fetch needs a recording id or path, or --window"));
+  log::get("control")->info("fetch {} by uid {}", window ? "--window" : id, who.uid);
+  objtier::ObjectTier* t = c.tier;
+  c.off_loop(
+      [t, window, id]() -> json {
+        if (window) {
+          auto w = t->fetch_window();
+          if (!w) return error(w.status().message());
+          return {{"ok", true},
+                  {"listed", w->listed},
+                  {"indexed", w->indexed},
+                  {"fetched", w->fetched},
+                  {"bytes", w->fetched_bytes},
+                  {"already", w->already},
+                  {"other_nodes", w->other_nodes},
+                  {"errors", w->errors},
+                  {"last_error", w->last_error}};
+        }
+        auto r = t->fetch(id);
+        if (!r) return error(r.status().message());
+        json a = json::array();
+        for (auto& f : *r)
+          a.push_back(
+              {{"path", f.rel}, {"size", f.size}, {"hash", f.hash}, {"already", f.already}});
+        return {{"ok", true}, {"fetched", a}};
+      },
+      std::move(reply));
+}
+
 json dry_run_json(const Result<PruneReport>& rep, int64_t keep_s) {
   if (!rep) return error(rep.status().message());
   json a = json::array();
   for (auto& r : rep->would_remove)
     a.push_back({{"path", r.rel}, {"size", r.size}, {"recorded", iso(r.rec_time_ms)}});
-  return {{"ok", true},        {"dry_run", true},       {"refused", rep->refused},
-          {"would_remove", a}, {"files", rep->removed}, {"bytes", rep->bytes},
-          {"held", rep->held}, {"keep_s", keep_s}};
+  json objs = json::array();
+  for (auto& o : rep->objects.would_remove)
+    objs.push_back(
+        {{"path", o.rel}, {"key", o.key}, {"size", o.size}, {"recorded", iso(o.rec_time_ms)}});
+  return {{"ok", true},
+          {"dry_run", true},
+          {"refused", rep->refused},
+          {"would_remove", a},
+          {"files", rep->removed},
+          {"bytes", rep->bytes},
+          {"held", rep->held},
+          {"keep_s", keep_s},
+          {"offloaded", rep->offloaded},
+          {"unstored", rep->unstored},
+          {"objects_would_remove", objs},
+          {"objects", rep->objects.removed},
+          {"object_bytes", rep->objects.bytes},
+          {"objects_held", rep->objects.held}};
 }
 
 void prune(ControlContext& c, const json& req, const PeerCred&, Reply& reply) {
@@ -214,7 +284,8 @@ const std::map<std::string, Handler>& handlers() {
                                                    {"reload", reload},
                                                    {"backfill_start", backfill_start},
                                                    {"backfill_status", backfill_status},
-{"bandwidth", bandwidth}};
+                                                   {"bandwidth", bandwidth},
+                                                   {"fetch", fetch}};
   return h;
 }
 

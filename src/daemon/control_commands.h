@@ -11,9 +11,11 @@
 //   hold_release {target}          release (copied to peers)
 //   hold_list                      every hold
 //   locate {id}                    every archive row (with its identity: origin,
-//                                  origin path, hash, hold) and spool entry
+//                                  origin path, hash, hold), spool entry and object
 //   backfill_start {dry_run, peer} start a backfill, or attach to the running one
 //   backfill_status                the newest backfill: state, peers, progress
+//   fetch {id} | {window: true}    a recording (or this node's hot window)
+//                                  back from the object store (off the loop)
 //   prune {dry_run}                a pass now, or what one would remove
 //   reload                         what SIGHUP does
 //   bandwidth {action}             the replication cap in force and why;
@@ -29,9 +31,10 @@
 
 #include "archive/spool_pipeline.h"
 #include "control/control_server.h"
+#include "objtier/object_tier.h"
 #include "recsync/env.h"
-#include "replication/service.h"
 #include "replication/bandwidth.h"
+#include "replication/service.h"
 #include "retention/scheduler.h"
 #include "state/store.h"
 
@@ -49,6 +52,7 @@ struct ControlContext {
   RetentionScheduler* retention = nullptr;
   std::string spool_root, archive_root;
   replication::BandwidthControl* bandwidth = nullptr;  // null: the command says so
+  objtier::ObjectTier* tier = nullptr;                 // null without [object_store]
   std::function<nlohmann::json()> status;
   std::function<void()> reload;
   // Runs work on another thread and calls done(result) back on the owner

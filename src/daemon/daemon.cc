@@ -15,6 +15,7 @@
 #include "daemon/metrics_endpoint.h"
 #include "daemon/preflight.h"
 #include "daemon/status.h"
+#include "objtier/object_tier.h"
 #include "peer/identity.h"
 #include "recsync/clock.h"
 #include "recsync/log.h"
@@ -36,7 +37,9 @@ constexpr const char* kCleanShutdownMarker = "clean-shutdown";
 
 RetentionSettings retention_settings(const Config& c) {
   RetentionSettings s;
-  s.policy = {c.retention.keep, c.retention.clock_tolerance};
+  s.policy = {c.retention.keep, c.retention.clock_tolerance,
+              c.object_store.enabled ? c.object_store.keep_local_or(c.retention.keep) : Millis{0},
+              c.object_store.keep_fetched};
   s.interval = c.retention.interval;
   s.pace = c.retention.pace;
   s.tmp_grace = c.retention.tmp_grace;
@@ -63,6 +66,7 @@ class Daemon::Impl {
  private:
   Status open_state();
   Status start_replication();
+  Status start_object_store();
   Status start_components();
   Status start_loop();
   void begin_stop();
@@ -100,6 +104,7 @@ class Daemon::Impl {
   replication::Governor governor_{cfg_.replication.bandwidth_bps, 0, steady_ns()};
   std::unique_ptr<replication::Service> repl_;  // null on a single node
   std::unique_ptr<replication::BandwidthControl> bandwidth_;
+  std::unique_ptr<objtier::ObjectTier> tier_;  // null without [object_store]
   std::unique_ptr<ControlServer> control_;
   ControlContext control_ctx_;
   std::unique_ptr<MetricsEndpoint> metrics_;  // null when [metrics] listen = ""
@@ -156,6 +161,14 @@ Status Daemon::Impl::start_replication() {
       if (std::any_of(cfg_.peers.begin(), cfg_.peers.end(),
                       [&](const PeerConfig& p) { return p.name == name; }))
         continue;
+      if (name == kStoreDestination) {
+        if (!cfg_.object_store.enabled)
+          orphans += fmt::format(
+              "{}{} recordings are queued for the object store, which is not "
+              "configured any more",
+              orphans.empty() ? "" : "; ", n);
+        continue;
+      }
       orphans += fmt::format(
           "{}{} recordings are queued for peer '{}', which is not configured "
           "any more",
@@ -181,12 +194,31 @@ Status Daemon::Impl::start_replication() {
   return Status::ok();
 }
 
+// The object-store tier: recordings archived here are queued for it in the
+// replication queue under kStoreDestination (after the peers the service
+// set), and retention prunes its objects and local copies at keep_local.
+Status Daemon::Impl::start_object_store() {
+  if (!cfg_.object_store.enabled) return Status::ok();
+  auto opt = objtier::tier_options(cfg_);
+  if (!opt) return opt.status();
+  auto t = objtier::ObjectTier::create(env_, store_.get(), &governor_, &page_budget_,
+                                       std::move(opt).value());
+  if (!t) return t.status();
+  tier_ = std::move(t).value();
+  std::vector<std::string> dest;
+  for (const PeerConfig& p : cfg_.peers) dest.push_back(p.name);
+  dest.push_back(kStoreDestination);
+  store_->queue().set_peers(std::move(dest));
+  return Status::ok();
+}
+
 Status Daemon::Impl::start_components() {
   auto layout = parse_layout(cfg_.archive.layout);
   if (!layout) return layout.status();
   auto check = parse_open_check(cfg_.spool.open_check);
   if (!check) return check.status();
   RECSYNC_RETURN_IF_ERROR(start_replication());
+  RECSYNC_RETURN_IF_ERROR(start_object_store());
   bandwidth_ =
       std::make_unique<replication::BandwidthControl>(&governor_, bandwidth_settings(cfg_));
   ArchiverOptions aopt{cfg_.spool.path, cfg_.archive.path, *layout,
@@ -202,6 +234,7 @@ Status Daemon::Impl::start_components() {
       std::move(sopt), [] { return steady_ms(); });
   retention_ = std::make_unique<RetentionScheduler>(env_, store_.get(), cfg_.archive.path,
                                                     retention_settings(cfg_));
+  retention_->set_object_tier(tier_.get());
   reconciler_ = std::make_unique<ArchiveReconciler>(env_, store_.get(), cfg_.archive.path,
                                                     start_ms_, cfg_.node, placer_.get());
   control_ctx_ = ControlContext{cfg_.node,       env_,
@@ -209,6 +242,7 @@ Status Daemon::Impl::start_components() {
                                 spool_.get(),    retention_.get(),
                                 cfg_.spool.path, cfg_.archive.path};
   control_ctx_.bandwidth = bandwidth_.get();
+  control_ctx_.tier = tier_.get();
   control_ctx_.status = [this] { return status(); };
   control_ctx_.reload = [this] { reload(); };
   control_ctx_.off_loop = [this](std::function<json()> work, std::function<void(json)> done) {
@@ -324,6 +358,7 @@ Status Daemon::Impl::run() {
   retention_->start();
   bandwidth_->apply(env_->now(), "schedule");
   if (repl_) repl_->start();
+  if (tier_) tier_->start();
   if (sd_watchdog_enabled(0, &watchdog_usec_) <= 0) watchdog_usec_ = 0;
   lg_->info("recsyncd {} ready: node {}, spool {} ({} files waiting, {} watches), archive {}",
             kVersion, cfg_.node, cfg_.spool.path, spool_->snapshot().files, watcher_->watch_count(),
@@ -346,6 +381,7 @@ void Daemon::Impl::write_clean_marker() {
   repl_.reset();
   archiver_.reset();
   placer_.reset();
+  tier_.reset();
   store_.reset();  // closes the DB (checkpoints the WAL) before the marker says so
   auto m = env_->create_excl(path_join(cfg_.state_dir, kCleanShutdownMarker), 0640);
   if (m) (void)(*m)->sync();
@@ -363,6 +399,7 @@ void Daemon::Impl::begin_stop() {
   // Receivers keep what they got as resume bases; senders stop mid-transfer
   // (the queue entry stays until acked).
   if (repl_) repl_->stop();
+  if (tier_) tier_->stop();  // an upload stops at its next chunk; the entry stays queued
   for (void* h : {(void*)&sigterm_, (void*)&sigint_, (void*)&sighup_, (void*)&tick_, (void*)&slow_})
     close_handle(h);
   // The workers post their last results through results_async_: stop them
@@ -390,6 +427,12 @@ void Daemon::Impl::reload() {
         return a.name == b.name && a.address == b.address && a.fingerprint == b.fingerprint;
       }))
     lg_->warn("SIGHUP: replication.listen and [[peer]] sections change only on restart");
+  if (n.object_store.enabled != cfg_.object_store.enabled ||
+      n.object_store.endpoint != cfg_.object_store.endpoint ||
+      n.object_store.bucket != cfg_.object_store.bucket ||
+      n.object_store.prefix != cfg_.object_store.prefix)
+    lg_->warn(
+        "SIGHUP: the [object_store] section changes only on restart (keep_local applies now)");
   cfg_.log = n.log;
   cfg_.spool.usage_warn_pct = n.spool.usage_warn_pct;
   cfg_.spool.usage_crit_pct = n.spool.usage_crit_pct;
@@ -422,6 +465,7 @@ StatusInputs Daemon::Impl::status_inputs(bool alarms_only) {
   if (repl_) in.repl = repl_->status();
   in.collisions = placer_->collisions();
   in.conflicts = placer_->conflicts();
+  if (tier_) in.object_store = tier_->status();
   in.bandwidth = bandwidth_->state();
   in.bandwidth_default_bps = cfg_.replication.bandwidth_bps;
   in.schedule_text = cfg_.replication.schedule_text;

@@ -102,6 +102,73 @@ json replication_json(const StatusInputs& in, int64_t now, json& peers) {
           {"queue", queue_json(total, now)}};
 }
 
+void object_store_alarms(const objtier::TierStatus& t, int64_t now, std::vector<Alarm>& a) {
+  const objtier::UploadSnapshot& u = t.upload;
+  const std::string where = "object store s3://" + t.bucket;
+  const int64_t oldest_s = age_s(now, t.queue.oldest_enqueued_ms);
+  if (u.state == "refused") {
+    a.push_back({"critical", where + " refuses our credentials: " + u.last_error});
+  } else if (u.state == "backoff" && u.last_error_kind == "quota") {
+    a.push_back({"critical", where + " is full (quota): " + u.last_error});
+  } else if (u.state == "backoff" && t.queue.files() > 0) {
+    a.push_back({"warning", fmt::format("{} unreachable or failing: {} recordings ({}) waiting, "
+                                        "oldest {} s ({})",
+                                        where, t.queue.files(), format_bytes(t.queue.bytes()),
+                                        oldest_s, u.last_error)});
+  }
+  if (t.queue.files() > 0 && t.upload_warn_ms > 0 && oldest_s * 1000 > t.upload_warn_ms)
+    a.push_back({"warning", fmt::format("{}: the oldest upload has waited {} (over upload_warn {})",
+                                        where, format_duration(Millis(oldest_s * 1000)),
+                                        format_duration(Millis(t.upload_warn_ms)))});
+  if (t.queue.retry_files > 0 && u.state != "backoff" && u.state != "refused")
+    a.push_back({"warning", fmt::format("{}: {} recordings failed to upload and wait for a retry "
+                                        "(last: {})",
+                                        where, t.queue.retry_files, u.last_error)});
+}
+
+json object_store_json(const std::optional<objtier::TierStatus>& ot, int64_t now) {
+  if (!ot) return {{"enabled", false}};
+  const objtier::TierStatus& t = *ot;
+  const objtier::UploadSnapshot& u = t.upload;
+  json inflight = nullptr;
+  if (u.in_flight)
+    inflight = {{"path", u.in_flight->rel},
+                {"size", u.in_flight->size},
+                {"sent_bytes", u.in_flight->sent},
+                {"elapsed_s", (now - u.in_flight->started_ms) / 1000.0}};
+  return {{"enabled", true},
+          {"endpoint", t.endpoint},
+          {"bucket", t.bucket},
+          {"prefix", t.prefix},
+          {"object_lock", t.object_lock},
+          {"keep_local_s", t.keep_local_ms / 1000},
+          {"upload_warn_s", t.upload_warn_ms / 1000},
+          {"state", u.state},
+          {"queue", queue_json(t.queue, now)},
+          {"rate_bps", u.rate_bps},
+          {"uploaded_files", u.uploaded_files},
+          {"uploaded_bytes", u.uploaded_bytes},
+          {"already_present", u.present_files},
+          {"sent_bytes", u.sent_bytes},
+          {"parts_reused", u.parts_reused},
+          {"multipart_in_progress", t.multipart_in_progress},
+          {"peer_copies_verified", u.peer_copies_verified},
+          {"conflicts", u.conflicts},
+          {"legal_holds_set", u.legal_holds_set},
+          {"legal_holds_released", u.legal_holds_released},
+          {"last_success", iso(u.last_success_ms)},
+          {"last_error", u.last_error},
+          {"last_error_kind", u.last_error_kind},
+          {"last_error_at", iso(u.last_error_ms)},
+          {"errors", u.errors},
+          {"in_flight", inflight},
+          {"uploads_in_flight", u.in_flight_count},
+          {"objects",
+           {{"files", t.objects.files},
+            {"bytes", t.objects.bytes},
+            {"legal_holds", t.objects.legal_holds}}}};
+}
+
 }  // namespace
 
 json backfill_json(const replication::BackfillView& v) {
@@ -170,12 +237,17 @@ std::vector<Alarm> status_alarms(const StatusInputs& in, int64_t now) {
                  fmt::format("identity conflicts: {} recordings arrived with content that differs "
                              "from the copy here; neither was replaced (log: \"conflict:\")",
                              in.conflicts)});
+  if (in.object_store) object_store_alarms(*in.object_store, now, a);
   const PruneReport& last = in.retention.last;
   if (!last.refused.empty() && last.refused != "retention disabled")
     a.push_back({"warning", "retention refused: " + last.refused});
   if (last.errors > 0)
     a.push_back({"warning", fmt::format("retention: {} files could not be deleted in the last pass",
                                         last.errors)});
+  if (last.objects.errors > 0)
+    a.push_back({"warning", fmt::format("retention: {} objects could not be deleted from the "
+                                        "object store in the last pass ({})",
+                                        last.objects.errors, last.objects.last_error)});
   return a;
 }
 
@@ -216,7 +288,13 @@ json status_json(const StatusInputs& in, int64_t now) {
                     {"pruned_total", in.pruned_total},
                     {"refused", r.last.refused},
                     {"waiting", r.waiting},
-                    {"holds", in.holds}};
+                    {"holds", in.holds},
+                    {"keep_local_s", r.settings.policy.keep_local.count() / 1000},
+                    {"last_offloaded", r.last.offloaded},
+                    {"last_unstored", r.last.unstored},
+                    {"last_objects_deleted", r.last.objects.removed},
+                    {"last_objects_held", r.last.objects.held}};
+  j["object_store"] = object_store_json(in.object_store, now);
   j["backfill"] = in.backfill ? backfill_json(*in.backfill) : json(nullptr);
   j["identity"] = {{"collisions", in.collisions}, {"conflicts", in.conflicts}};
   const bool serving = !in.metrics_address.empty();

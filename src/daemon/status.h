@@ -9,7 +9,11 @@
 // per peer: refused (critical), unreachable with recordings waiting 60 s
 // (warning; critical after 1 h), recordings waiting for a retry (warning),
 // a refused incoming link in the last 10 minutes (warning), retention
-// refused or failing deletions (warning).
+// refused or failing deletions (warning); the object store (object_store):
+// credentials refused (critical), quota (critical), unreachable or failing
+// with uploads waiting (warning), the oldest upload waiting longer than
+// upload_warn (warning: `recsync status --check` exits 1), uploads waiting
+// for a retry or in conflict (warning), object deletions failing (warning).
 //
 // Thread safety: pure functions; any thread.
 #include <cstdint>
@@ -19,6 +23,7 @@
 #include <vector>
 
 #include "archive/spool_pipeline.h"
+#include "objtier/object_tier.h"
 #include "recsync/env.h"
 #include "replication/backfill_jobs.h"
 #include "replication/bandwidth.h"
@@ -61,6 +66,9 @@ struct StatusInputs {
   RetentionSnapshot retention;
   uint64_t pruned_total = 0;
   size_t holds = 0;
+  // object-store tier (nullopt without [object_store]); also what the
+  // metrics exposition reads: queue, rate, errors by kind, last success
+  std::optional<objtier::TierStatus> object_store;
   // alarms raised elsewhere (state database, inotify, orphaned queue entries)
   std::vector<Alarm> other_alarms;
   // metrics endpoint: [metrics] listen as configured, and where it is bound

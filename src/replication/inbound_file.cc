@@ -19,7 +19,37 @@ bool is_hex16(std::string_view s) {
   return true;
 }
 
+// A partial of the file whose committed partial is named `committed`: that
+// name itself or a crash-left output (committed + "." + 16 hex digits).
+bool is_partial_of(const std::string& name, const std::string& committed) {
+  if (name == committed) return true;
+  return name.size() == committed.size() + 17 && !name.compare(0, committed.size(), committed) &&
+         name[committed.size()] == '.' &&
+         is_hex16(std::string_view(name).substr(committed.size() + 1));
+}
+
 }  // namespace
+
+Status remove_inbound_partials(Env* env, const std::string& archive_root, const std::string& rel) {
+  RECSYNC_RETURN_IF_ERROR(peer::validate_peer_path(rel).with_context("inbound"));
+  const std::string dir = rel.find('/') == std::string::npos
+                              ? archive_root
+                              : path_join(archive_root, path_dirname(rel));
+  auto entries = env->list_dir(dir);
+  if (!entries)
+    return entries.status().code() == Status::Code::kNotFound ? Status::ok() : entries.status();
+  const std::string committed = std::string(kPartPrefix) + path_basename(rel);
+  bool removed = false;
+  for (const DirEntry& e : *entries) {
+    if (!is_partial_of(e.name, committed)) continue;
+    const std::string path = path_join(dir, e.name);
+    auto st = env->lstat(path);
+    if (!st || !st->is_reg) continue;  // never follow or delete a non-file
+    RECSYNC_RETURN_IF_ERROR(env->unlink(path));
+    removed = true;
+  }
+  return removed ? env->sync_dir(dir) : Status::ok();
+}
 
 const char* basis_kind_name(BasisKind k) {
   switch (k) {
@@ -127,12 +157,7 @@ Status InboundFile::choose_basis() {
   std::string best;
   uint64_t best_size = 0;
   for (const DirEntry& e : *entries) {
-    if (e.name != committed) {
-      if (e.name.size() != committed.size() + 17 ||
-          e.name.compare(0, committed.size(), committed) || e.name[committed.size()] != '.' ||
-          !is_hex16(std::string_view(e.name).substr(committed.size() + 1)))
-        continue;
-    }
+    if (!is_partial_of(e.name, committed)) continue;
     const std::string path = path_join(dir_, e.name);
     auto st = env_->lstat(path);
     if (!st || !st->is_reg) continue;  // never follow or delete a non-file

@@ -82,6 +82,13 @@ struct InboundResult {
   uint64_t size = 0;
 };
 
+// Removes every partial of rel (the committed one and crash-left outputs),
+// for when the recording is already in the archive and no transfer will use
+// them (a receiver killed between publishing and removing its partials, then
+// offered the same recording again). Same path checks as begin(); never
+// touches a non-file. The caller must hold rel: no InboundFile for it meanwhile.
+Status remove_inbound_partials(Env* env, const std::string& archive_root, const std::string& rel);
+
 class InboundFile {
  public:
   // Validates, picks the basis, computes its signature (reads the whole

@@ -257,6 +257,9 @@ Status Receiver::receive_offer(Connection& c, size_t peer, const peer::OfferMsg&
   const Identity id{o.origin, o.path, hash};
   if (auto at = ctx_.placer.find(id); at && !at->empty()) {
     if (Status s = record(*at, o, hash); !s) return nack(peer::NackMsg::kRetry, s.message());
+    if (Status s = remove_inbound_partials(ctx_.env, ctx_.opt.archive_root, o.path); !s)
+      ctx_.lg->warn("peer {}: {}: leftover partials not removed: {}", name, printable(o.path),
+                    s.message());
     ctx_.lg->info("received {} from {} (already here as {})", o.path, name, *at);
     ctx_.board.received_file(peer);
     return send_id(c, FrameType::kAck, o.id);

@@ -339,6 +339,10 @@ Status Sender::wait_verdict(Link& l) {
   }
 }
 
+// A file missing while its row still names it is looked for again this
+// many times (every 500 ms) before the entry is dropped.
+constexpr int kMovingRetries = 3;
+
 Status Sender::transfer(Link& l, const QueueItem& q, uint64_t id) {
   // This peer's share of the pages the archiver may have left cached goes
   // back however the transfer ends (read through, dropped from the queue, or
@@ -354,11 +358,12 @@ Status Sender::transfer(Link& l, const QueueItem& q, uint64_t id) {
   auto f = ctx_.env->open_read(path);
   if (!f) {
     if (f.status().code() == Status::Code::kNotFound) {
-      // Moved to its qualified path by a name collision meanwhile (its entry
-      // follows it): offered again in a moment from there.
+      // Moved to its qualified path by a name collision (its entry follows
+      // it, in the transaction after the rename: the row may still name the
+      // old path for a moment): offered again in a moment from there.
       auto still = ctx_.store->recordings().find_identity(
           q.origin_rel.empty() ? q.rel : q.origin_rel, q.origin.empty() ? kLocalOrigin : q.origin);
-      if (still && still->has_value() && (*still)->rel != q.rel)
+      if (still && still->has_value() && ((*still)->rel != q.rel || q.attempts < kMovingRetries))
         return ctx_.store->queue().defer(cfg_.name, q.rel, ctx_.now_ms() + 500,
                                          "moved by a name collision");
       // Pruned (or removed by the operator) before the peer got it.

@@ -1,12 +1,14 @@
 #include "retention/plan.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
+#include <limits>
 
 namespace recsync {
 std::string clock_refusal(WallTime now, int64_t newest_rec_time_ms, const RetentionPolicy& p) {
-  if (p.keep.count() <= 0) return "retention disabled";
+  if (p.keep.count() <= 0 && p.keep_local.count() <= 0) return "retention disabled";
   int64_t now_ms = to_ms(now);
   if (now_ms < kPlausibleEpochMs)
     return "clock implausible: now is " + iso8601_utc_ms(now_ms) + ", before 2020-01-01";
@@ -52,14 +54,33 @@ int64_t retention_cutoff_ms(WallTime now, const RetentionPolicy& p) {
   return to_ms(now) - p.keep.count();
 }
 
+int64_t candidate_cutoff_ms(WallTime now, const RetentionPolicy& p) {
+  const bool keep = p.keep.count() > 0, tier = p.keep_local.count() > 0;
+  if (!keep && !tier) return std::numeric_limits<int64_t>::min();
+  int64_t span = keep ? p.keep.count() : p.keep_local.count();
+  if (tier) span = std::min(span, p.keep_local.count());
+  return to_ms(now) - span;
+}
+
 PlanResult plan_retention(const std::vector<RecordingRow>& candidates, const HoldSet& holds,
-                          WallTime now, const RetentionPolicy& p) {
+                          WallTime now, const RetentionPolicy& p,
+                          const std::unordered_set<std::string>* stored) {
   PlanResult out;
-  if (p.keep.count() <= 0) return out;
+  const bool keep = p.keep.count() > 0, tier = p.keep_local.count() > 0;
   const int64_t cutoff = retention_cutoff_ms(now, p);
+  const int64_t local_cutoff = to_ms(now) - p.keep_local.count();
+  const int64_t arrived_cutoff = to_ms(now) - p.local_min_stay.count();
   for (const RecordingRow& r : candidates) {
-    if (r.rec_time_ms >= cutoff) continue;
-    (holds.held(r) ? out.held : out.remove).push_back(r);
+    if (keep && r.rec_time_ms < cutoff) {
+      (holds.held(r) ? out.held : out.remove).push_back(r);
+    } else if (tier && r.rec_time_ms < local_cutoff && r.archived_at_ms < arrived_cutoff) {
+      if (holds.held(r))
+        out.held.push_back(r);
+      else if (stored && stored->count(r.rel))
+        out.offload.push_back(r);
+      else
+        out.unstored.push_back(r);
+    }
   }
   return out;
 }
@@ -87,6 +108,10 @@ std::string format_span(Millis d) {
 
 std::string policy_string(const RetentionPolicy& p) {
   return "retention keep=" + format_span(p.keep);
+}
+
+std::string offload_policy_string(const RetentionPolicy& p) {
+  return "retention keep_local=" + format_span(p.keep_local) + ", object verified in the store";
 }
 
 }  // namespace recsync

@@ -17,6 +17,14 @@ namespace recsync {
 struct RetentionPolicy {
   Millis keep{0};             // age past which a recording goes; 0 = retention disabled
   Millis clock_tolerance{0};  // how far in the future the newest recording may be
+  // Object-store tier ([object_store] keep_local): a local copy of a
+  // recording older than this goes once its object is verified in the store
+  // (the object stays until keep). 0 = no tier: local copies stay until keep.
+  Millis keep_local{0};
+  // ... but not before it has been on this disk this long ([object_store]
+  // keep_fetched): a copy fetched back from the store for playback, or one
+  // that arrived late, is not removed at once.
+  Millis local_min_stay{0};
 };
 
 // The earliest wall time accepted as plausible (2020-01-01T00:00:00Z): a node
@@ -24,7 +32,7 @@ struct RetentionPolicy {
 inline constexpr int64_t kPlausibleEpochMs = 1577836800000;
 
 // "" when pruning is safe now; otherwise the reason, for status:
-//   keep == 0                                 -> "retention disabled"
+//   keep == 0 and keep_local == 0             -> "retention disabled"
 //   now before 2020-01-01                     -> "clock implausible: ..."
 //   newest_rec_time_ms > now + clock_tolerance -> "clock is behind the newest recording by X"
 // newest_rec_time_ms of 0 means no recordings (never a refusal).
@@ -61,23 +69,42 @@ PeerClockVerdict peer_clock_verdict(const std::vector<PeerClock>& peers, int64_t
 
 // now - keep in ms since the epoch: recordings strictly older than this go.
 int64_t retention_cutoff_ms(WallTime now, const RetentionPolicy& p);
+// The recording time below which a recording is a candidate for the plan:
+// now - keep, or now - keep_local with the tier (never later than now - keep).
+// INT64_MIN when nothing can be due (keep and keep_local both 0).
+int64_t candidate_cutoff_ms(WallTime now, const RetentionPolicy& p);
 
 struct PlanResult {
-  std::vector<RecordingRow> remove;  // past retention and not held, in input order
-  std::vector<RecordingRow> held;    // past retention, kept only by a hold
+  std::vector<RecordingRow> remove;   // past keep and not held, in input order
+  std::vector<RecordingRow> offload;  // past keep_local, within keep, not held, object verified
+  std::vector<RecordingRow> held;     // past keep (or keep_local with the tier), kept by a hold
+  // Past keep_local, not held, but no verified object yet: the local copy is
+  // the last copy and stays (it goes at keep like any other).
+  std::vector<RecordingRow> unstored;
 };
 
-// remove = candidates with rec_time_ms < now - keep that are not held;
-// held = those past retention kept by a hold. Candidates within retention
-// appear in neither. With keep == 0 nothing is removed or held (callers
-// check clock_refusal first).
+// For each candidate, in input order:
+//   rec_time_ms < now - keep (keep > 0)          -> held if held, else remove
+//   with the tier (keep_local > 0), rec_time_ms < now - keep_local and on
+//   this disk longer than local_min_stay (archived_at_ms < now - min stay):
+//                                                -> held if held, else offload
+//                                                   if its rel is in `stored`,
+//                                                   else unstored
+//   otherwise                                    -> in no list
+// `stored`: rels whose object is verified in the store with the recording's
+// hash (ObjectIndex::stored_among); null = none. With keep == 0 and
+// keep_local == 0 nothing is listed (callers check clock_refusal first).
 PlanResult plan_retention(const std::vector<RecordingRow>& candidates, const HoldSet& holds,
-                          WallTime now, const RetentionPolicy& p);
+                          WallTime now, const RetentionPolicy& p,
+                          const std::unordered_set<std::string>* stored = nullptr);
 
 // Compact span for messages and the audit policy: "15d", "1d12h", "1m30s",
 // "1s500ms", "0s".
 std::string format_span(Millis d);
 // The policy string written to the audit: "retention keep=15d".
 std::string policy_string(const RetentionPolicy& p);
+// The audit policy of a local copy removed at keep_local:
+// "retention keep_local=2d, object verified in the store".
+std::string offload_policy_string(const RetentionPolicy& p);
 
 }  // namespace recsync

@@ -4,226 +4,17 @@
 #include <optional>
 #include <set>
 #include <thread>
+#include <unordered_set>
 
 #include "recsync/log.h"
 #include "recsync/names.h"
 #include "retention/audit_log.h"
+#include "retention/prune_parts.h"
 
 namespace recsync {
 namespace {
 
-using SteadyClock = std::chrono::steady_clock;
-constexpr auto kSleepSlice = std::chrono::milliseconds(20);
-
-double secs(SteadyClock::duration d) { return std::chrono::duration<double>(d).count(); }
-
-// Evenly spaced deletions: each waits until one interval after the previous
-// one; a late caller does not get a burst to catch up.
-class Pacer {
- public:
-  explicit Pacer(int per_s)
-      : interval_(per_s > 0 ? std::chrono::duration_cast<SteadyClock::duration>(
-                                  std::chrono::nanoseconds(1'000'000'000LL / per_s))
-                            : SteadyClock::duration::zero()) {}
-  // False when stop was set (before or during the wait).
-  bool wait(const std::atomic<bool>& stop) {
-    if (stop.load()) return false;
-    if (interval_ == SteadyClock::duration::zero()) return true;
-    auto now = SteadyClock::now();
-    if (started_) {
-      while (now < next_) {
-        if (stop.load()) return false;
-        std::this_thread::sleep_for(std::min<SteadyClock::duration>(next_ - now, kSleepSlice));
-        now = SteadyClock::now();
-      }
-    }
-    started_ = true;
-    next_ = std::max(next_, now) + interval_;
-    return !stop.load();
-  }
-
- private:
-  SteadyClock::duration interval_;
-  bool started_ = false;
-  SteadyClock::time_point next_{};
-};
-
-// Deepest first, so a parent is tried after its children.
-struct DeeperFirst {
-  bool operator()(const std::string& a, const std::string& b) const {
-    auto da = std::count(a.begin(), a.end(), '/'), db = std::count(b.begin(), b.end(), '/');
-    return da != db ? da > db : a < b;
-  }
-};
-
-// Makes a batch's unlinks durable on a background thread: fsyncs each
-// folder the batch touched (one ext4 journal commit, mostly a wait for the
-// disk) while the pruner goes on with the next batch. wait() must return
-// before the batch's rows leave the store, so a crash cannot bring back a
-// file whose row is gone. A folder that fails to sync is warned about, not
-// fatal (at worst the file comes back after a crash; the next scan adopts it
-// and the next pass prunes it again).
-class FolderSyncer {
- public:
-  FolderSyncer(Env* env, std::shared_ptr<spdlog::logger> log) : env_(env), log_(std::move(log)) {}
-  ~FolderSyncer() { wait(); }
-  FolderSyncer(const FolderSyncer&) = delete;
-  FolderSyncer& operator=(const FolderSyncer&) = delete;
-
-  void start(std::vector<std::string> dirs) {
-    wait();
-    thread_ = std::thread([this, dirs = std::move(dirs)] {
-      auto t0 = SteadyClock::now();
-      for (const std::string& d : dirs) {
-        Status s = env_->sync_dir(d);
-        if (!s && s.code() != Status::Code::kNotFound) log_->warn("{}", s.to_string());
-      }
-      busy_ += SteadyClock::now() - t0;
-    });
-  }
-  void wait() {
-    if (thread_.joinable()) thread_.join();
-  }
-  SteadyClock::duration busy() const { return busy_; }  // after wait()
-
- private:
-  Env* env_;
-  std::shared_ptr<spdlog::logger> log_;
-  std::thread thread_;
-  SteadyClock::duration busy_{};
-};
-
-// Runs a batch's store work (its audit-table rows, then the removal of its
-// recordings' rows, each one transaction) on one background thread while
-// the pruner goes on with the next batch's checks and unlinks: on a 2-core
-// node the SQLite work and the unlinks then overlap. At most one batch is in
-// flight, so memory stays at two batches. submit() and finish() return the
-// previous batch's result; a failure ends the run at the next call.
-class StoreWriter {
- public:
-  explicit StoreWriter(StateStore* store) : store_(store) {}
-  ~StoreWriter() { (void)finish(); }
-  StoreWriter(const StoreWriter&) = delete;
-  StoreWriter& operator=(const StoreWriter&) = delete;
-
-  Status submit(std::vector<AuditRow> audit, std::vector<std::string> gone) {
-    Status prev = finish();
-    if (!prev) return prev;
-    thread_ = std::thread([this, audit = std::move(audit), gone = std::move(gone)] {
-      auto t0 = SteadyClock::now();
-      Status s = store_->audit().append(audit);
-      if (s) s = store_->recordings().remove_many(gone);
-      busy_ += SteadyClock::now() - t0;
-      result_ = std::move(s);
-    });
-    return Status::ok();
-  }
-  // Waits for the batch in flight; its result.
-  Status finish() {
-    if (thread_.joinable()) thread_.join();
-    Status s = std::move(result_);
-    result_ = Status::ok();
-    return s;
-  }
-  SteadyClock::duration busy() const { return busy_; }
-
- private:
-  StateStore* store_;
-  std::thread thread_;
-  Status result_ = Status::ok();
-  SteadyClock::duration busy_{};
-};
-
-// Tunes the store for the recording deletions and puts the old settings back
-// when done, also on an error return: a larger page cache (a batch's index
-// and table pages stay in memory until its commit; lowering it after
-// releases the memory) and a longer WAL between checkpoints (the index
-// pages every batch dirties again reach the database file once).
-class PassTuning {
- public:
-  PassTuning(StateStore* store, int64_t cache_kib, int64_t wal_pages) : store_(store) {
-    if (cache_kib > 0) {
-      auto old = store_->db().cache_kib();
-      if (old && *old < cache_kib && store_->db().set_cache_kib(cache_kib)) old_kib_ = *old;
-    }
-    if (wal_pages > 0) {
-      auto old = store_->db().wal_autocheckpoint();
-      if (old && *old > 0 && *old < wal_pages && store_->db().set_wal_autocheckpoint(wal_pages))
-        old_wal_ = *old;
-    }
-  }
-  ~PassTuning() {
-    if (old_kib_ > 0) (void)store_->db().set_cache_kib(old_kib_);
-    if (old_wal_ > 0) (void)store_->db().set_wal_autocheckpoint(old_wal_);
-  }
-  PassTuning(const PassTuning&) = delete;
-  PassTuning& operator=(const PassTuning&) = delete;
-
- private:
-  StateStore* store_;
-  int64_t old_kib_ = 0, old_wal_ = 0;
-};
-
-// Runs fn(begin, end) over [0, n) split into `threads` contiguous slices,
-// one per thread (the caller runs the first). Small n stays on the caller.
-template <typename Fn>
-void for_slices(size_t n, int threads, Fn fn) {
-  if (threads <= 1 || n < 2 * Pruner::kMinSlice) {
-    fn(size_t{0}, n);
-    return;
-  }
-  const size_t k = std::min<size_t>(static_cast<size_t>(threads), n / Pruner::kMinSlice);
-  std::vector<std::thread> helpers;
-  helpers.reserve(k - 1);
-  for (size_t i = 1; i < k; i++)
-    helpers.emplace_back([&fn, i, k, n] { fn(n * i / k, n * (i + 1) / k); });
-  fn(size_t{0}, n / k);
-  for (std::thread& t : helpers) t.join();
-}
-
-// The folder handle for a run of entries in the same folder (rows come
-// sorted or at least grouped by folder), so each folder's path is walked
-// once per batch and thread, not once per file.
-class DirCache {
- public:
-  DirCache(Env* env, const std::string& root) : env_(env), root_(root) {}
-  // The handle for rel folder `dir` ("" = the root), or why it cannot be
-  // opened (kNotFound when the folder is gone: its files are gone too).
-  Result<Dir*> get(std::string_view dir) {
-    if (!opened_ || dir != dir_) {
-      opened_ = true;
-      dir_.assign(dir);
-      auto d = env_->open_dir(dir.empty() ? root_ : path_join(root_, dir_));
-      handle_.reset();
-      err_ = Status::ok();
-      if (d)
-        handle_ = std::move(d).value();
-      else
-        err_ = d.status();
-    }
-    if (!handle_) return err_;
-    return handle_.get();
-  }
-
- private:
-  Env* env_;
-  const std::string& root_;
-  bool opened_ = false;
-  std::string dir_;
-  std::unique_ptr<Dir> handle_;
-  Status err_ = Status::ok();
-};
-
-// "a/b/c.wav" -> "a/b"; "c.wav" -> "" (the root).
-std::string_view dir_part(std::string_view rel) {
-  size_t slash = rel.rfind('/');
-  return slash == std::string_view::npos ? std::string_view() : rel.substr(0, slash);
-}
-// "a/b/c.wav" -> "c.wav".
-std::string base_part(const std::string& rel) {
-  size_t slash = rel.rfind('/');
-  return slash == std::string::npos ? rel : rel.substr(slash + 1);
-}
+using namespace prune_detail;
 
 class PruneRun {
  public:
@@ -236,6 +27,7 @@ class PruneRun {
         audit_path_(audit_path),
         policy_(p),
         policy_str_(policy_string(p)),
+        offload_policy_str_(offload_policy_string(p)),
         tmp_grace_(tmp_grace),
         dry_run_(dry_run),
         stop_(stop),
@@ -245,12 +37,24 @@ class PruneRun {
         threads_(pace > 0 ? 1 : Pruner::kThreads),
         log_(log::get("retention")) {}
 
+  // The object-store tier and the deletion pace for its objects.
+  void set_tier(ObjectTierOps* tier, int pace) {
+    tier_ = tier;
+    pacer_per_s_ = pace;
+  }
+
   Result<PruneReport> run() {
     const WallTime now = env_->now();
     now_ms_ = to_ms(now);
     auto stats = store_->recordings().stats();
     if (!stats) return stats.status();
-    rep_.refused = clock_refusal(now, stats->newest_rec_time_ms, policy_);
+    int64_t newest = stats->newest_rec_time_ms;
+    if (tier_) {
+      auto os = store_->objects().stats();
+      if (!os) return os.status();
+      newest = std::max(newest, os->newest_rec_time_ms);
+    }
+    rep_.refused = clock_refusal(now, newest, policy_);
     if (!rep_.refused.empty()) {
       log_->info("prune refused: {}", rep_.refused);
       return std::move(rep_);
@@ -284,11 +88,22 @@ class PruneRun {
     if (!dry_run_) RECSYNC_RETURN_IF_ERROR(remove_empty_dirs());
     timing_.dirs += SteadyClock::now() - t0;
     rep_.stopped = stop_.load();
+    if (tier_ && !stop_.load()) {
+      ObjectPruner op(env_, store_, tier_, audit_path_, policy_, pacer_per_s_);
+      auto orep = op.run(now, holds, dry_run_, stop_);
+      if (!orep) return orep.status();
+      rep_.objects = std::move(orep).value();
+    }
     if (!dry_run_) RECSYNC_RETURN_IF_ERROR(record_meta());
     log_->info("prune {}: {} recordings ({} bytes) {}, {} held, {} temps, {} folders, {} errors{}",
                dry_run_ ? "dry run" : "done", rep_.removed, rep_.bytes,
                dry_run_ ? "would go" : "removed", rep_.held, rep_.temps_removed, rep_.dirs_removed,
                rep_.errors, rep_.stopped ? " (stopped)" : "");
+    if (tier_ && (rep_.offloaded || rep_.unstored))
+      log_->info(
+          "prune: {} local copies {} at keep_local (object verified in the store); {} past "
+          "keep_local kept until their upload is verified",
+          rep_.offloaded, dry_run_ ? "would go" : "removed", rep_.unstored);
     if (rep_.changed > 0)
       log_->warn(
           "prune: {} recordings left alone because their files changed since they were "
@@ -306,7 +121,7 @@ class PruneRun {
 
  private:
   Status prune_recordings(WallTime now, const HoldSet& holds) {
-    const int64_t cutoff = retention_cutoff_ms(now, policy_);
+    const int64_t cutoff = candidate_cutoff_ms(now, policy_);
     int64_t after_time = Recordings::kFirstTime, after_id = 0;
     std::vector<RecordingRow> batch;
     batch.reserve(batch_size_);
@@ -320,10 +135,18 @@ class PruneRun {
       after_time = chunk->back().rec_time_ms;
       after_id = chunk->back().id;
       const bool last = chunk->size() < Pruner::kChunk;
-      PlanResult plan = plan_retention(*chunk, holds, now, policy_);
+      auto planned = plan_chunk(*chunk, holds, now);
+      if (!planned) return planned.status();
+      PlanResult plan = std::move(planned).value();
       chunk->clear();
       chunk->shrink_to_fit();
       rep_.held += plan.held.size();
+      rep_.unstored += plan.unstored.size();
+      if (dry_run_) rep_.offloaded += plan.offload.size();  // a real run counts in account()
+      for (RecordingRow& r : plan.offload) {
+        if (!dry_run_) offload_rels_.insert(r.rel);
+        plan.remove.push_back(std::move(r));
+      }
       if (dry_run_) {
         for (RecordingRow& r : plan.remove) {
           rep_.removed++;
@@ -352,6 +175,29 @@ class PruneRun {
     }
     if (!batch.empty()) RECSYNC_RETURN_IF_ERROR(delete_batch(batch));
     return submit_pending();
+  }
+
+  // The plan for one chunk. With a tier, every local copy due at keep_local
+  // is checked in the store right before it goes (a HEAD: size and hash),
+  // whatever the index says: an object removed behind recsync's back (by
+  // hand, a lifecycle rule) must not make this copy the last one lost.
+  // Copies the index does not know (from peers, whose origin uploads them,
+  // or an index lost) are found the same way. A dry run trusts the index.
+  Result<PlanResult> plan_chunk(const std::vector<RecordingRow>& chunk, const HoldSet& holds,
+                                WallTime now) {
+    if (!tier_ || policy_.keep_local.count() <= 0)
+      return plan_retention(chunk, holds, now, policy_);
+    auto indexed = store_->objects().stored_among(chunk);
+    if (!indexed) return indexed.status();
+    PlanResult plan = plan_retention(chunk, holds, now, policy_, &*indexed);
+    if (dry_run_) return plan;
+    std::vector<RecordingRow> ask = plan.offload;
+    ask.insert(ask.end(), plan.unstored.begin(), plan.unstored.end());
+    if (ask.empty()) return plan;
+    std::unordered_set<std::string> found;
+    if (verify_budget_ > 0) found = tier_->verify_in_store(ask, verify_budget_);
+    verify_budget_ -= std::min(verify_budget_, ask.size());
+    return plan_retention(chunk, holds, now, policy_, &found);
   }
 
   // One file of a batch, after the identity check.
@@ -450,7 +296,8 @@ class PruneRun {
         continue;
       }
       victims.push_back({&r, dir_part(r.rel), ino, present});
-      audit.push_back({r.rel, r.size, r.hash, r.rec_time_ms, deleted_ms, policy_str_});
+      audit.push_back({r.rel, r.size, r.hash, r.rec_time_ms, deleted_ms,
+                       offload_rels_.count(r.rel) ? offload_policy_str_ : policy_str_});
     }
   }
 
@@ -503,6 +350,7 @@ class PruneRun {
       const bool already_gone = !v.present || !s;
       gone.push_back(r.rel);
       rep_.removed++;
+      rep_.offloaded += offload_rels_.count(r.rel);
       rep_.bytes += r.size;
       // Per file only at trace: the audit log is the record of each
       // deletion, and a line per file would flood the journal (a first pass
@@ -658,6 +506,13 @@ class PruneRun {
   const std::string& audit_path_;
   const RetentionPolicy policy_;
   const std::string policy_str_;
+  const std::string offload_policy_str_;
+  // Rels of the local copies going at keep_local (audited as such).
+  std::unordered_set<std::string> offload_rels_;
+  ObjectTierOps* tier_ = nullptr;
+  int pacer_per_s_ = 0;
+  // Store checks (HEAD) a pass may make for unstored local copies.
+  size_t verify_budget_ = Pruner::kMaxStoreChecks;
   const Millis tmp_grace_;
   const bool dry_run_;
   const std::atomic<bool>& stop_;
@@ -687,17 +542,21 @@ class PruneRun {
 }  // namespace
 
 Pruner::Pruner(Env* env, StateStore* store, std::string archive_root, std::string audit_log_path,
-               RetentionPolicy p, int pace_per_s, Millis tmp_grace)
+               RetentionPolicy p, int pace_per_s, Millis tmp_grace, ObjectTierOps* tier)
     : env_(env),
       store_(store),
       root_(std::move(archive_root)),
       audit_path_(std::move(audit_log_path)),
       policy_(p),
       pace_(pace_per_s),
-      tmp_grace_(tmp_grace) {}
+      tmp_grace_(tmp_grace),
+      tier_(tier) {
+  if (!tier_) policy_.keep_local = Millis{0};  // no store: no second cutoff
+}
 
 Result<PruneReport> Pruner::run(bool dry_run, const std::atomic<bool>& stop) {
   PruneRun r(env_, store_, root_, audit_path_, policy_, pace_, tmp_grace_, dry_run, stop);
+  r.set_tier(tier_, pace_);
   return r.run();
 }
 

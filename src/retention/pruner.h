@@ -39,6 +39,16 @@
 //      (left by an interrupted run); younger ones belong to live transfers.
 //   4. Records meta "last_prune" (ISO-8601 UTC) and "pruned_total"
 //      (cumulative count of files pruned).
+//   5. With an object-store tier (a non-null `tier`): the objects past keep
+//      go too (ObjectPruner, object_pruner.h), after the files.
+//
+// Object-store tier (RetentionPolicy::keep_local > 0): the walk of step 2
+// starts at now - keep_local, and a local copy on this disk longer than
+// keep_local goes only if the store's verified object has its hash
+// (ObjectIndex::stored_among, read per chunk): the last copy is never
+// removed at keep_local. Those deletions are audited with the policy
+// offload_policy_string() and counted in report.offloaded (and removed).
+// The clock check of step 1 also looks at the newest object.
 //
 // Pacing: at most pace_per_s deletions (recordings and temps) per second,
 // evenly spaced, never bursting to catch up; 0 = unpaced. `stop` is checked
@@ -65,6 +75,7 @@
 #include "recsync/env.h"
 #include "recsync/status.h"
 #include "recsync/units.h"
+#include "retention/object_pruner.h"
 #include "retention/plan.h"
 #include "state/store.h"
 
@@ -78,6 +89,11 @@ struct PruneReport {
   std::string refused;                     // why nothing was pruned ("" = the run went ahead)
   std::vector<RecordingRow> would_remove;  // dry run only, capped at kDryRunCap
   bool stopped = false;                    // the stop flag ended the run early
+  // Object-store tier: local copies removed at keep_local (also counted in
+  // removed), and those past keep_local kept because no verified object
+  // holds them yet.
+  uint64_t offloaded = 0, unstored = 0;
+  ObjectPruneReport objects;  // objects past keep (step 5)
 };
 
 class Pruner {
@@ -97,11 +113,15 @@ class Pruner {
   // uses one), and the fewest files worth a thread of their own.
   static constexpr int kThreads = 2;
   static constexpr size_t kMinSlice = 256;
+  // With a tier: local copies past keep_local not in the index that one
+  // pass may ask the store about (ObjectTierOps::verify_in_store).
+  static constexpr size_t kMaxStoreChecks = 5000;
 
   // archive_root: the archive folder (rows' rel are relative to it).
   // audit_log_path: the JSON-lines audit log (Config::audit_log_path()).
+  // tier: the object-store tier, or null (then keep_local is ignored).
   Pruner(Env* env, StateStore* store, std::string archive_root, std::string audit_log_path,
-         RetentionPolicy p, int pace_per_s, Millis tmp_grace);
+         RetentionPolicy p, int pace_per_s, Millis tmp_grace, ObjectTierOps* tier = nullptr);
 
   Result<PruneReport> run(bool dry_run, const std::atomic<bool>& stop);
 
@@ -113,6 +133,7 @@ class Pruner {
   RetentionPolicy policy_;
   int pace_;
   Millis tmp_grace_;
+  ObjectTierOps* tier_;
 };
 
 }  // namespace recsync

@@ -1,5 +1,7 @@
 #include "retention/scheduler.h"
 
+#include <fmt/format.h>
+
 #include "recsync/clock.h"
 #include "recsync/log.h"
 #include "recsync/thread_name.h"
@@ -62,7 +64,7 @@ void RetentionScheduler::run_now() {
 }
 
 Pruner RetentionScheduler::make_pruner(const RetentionSettings& s) const {
-  return Pruner(env_, store_, root_, s.audit_log_path, s.policy, s.pace, s.tmp_grace);
+  return Pruner(env_, store_, root_, s.audit_log_path, s.policy, s.pace, s.tmp_grace, tier_);
 }
 
 Result<PruneReport> RetentionScheduler::dry_run() {
@@ -136,8 +138,11 @@ void RetentionScheduler::main() {
         next_prune_ms_ = last_prune_ms_ + std::min(settings_.interval, kRefusedRetry).count();
       lg->warn("retention refused: {}", last_.refused);
     } else
-      lg->info("retention pass: {} pruned ({} bytes), {} held, {} errors", last_.removed,
-               last_.bytes, last_.held, last_.errors);
+      lg->info("retention pass: {} pruned ({} bytes), {} held, {} errors{}", last_.removed,
+               last_.bytes, last_.held, last_.errors,
+               tier_ ? fmt::format("; object store: {} deleted, {} held, {} errors",
+                                   last_.objects.removed, last_.objects.held, last_.objects.errors)
+                     : std::string());
   }
 }
 

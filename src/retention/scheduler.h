@@ -67,6 +67,10 @@ class RetentionScheduler {
 
   void set_settings(const RetentionSettings& s);  // reload: applies from the next pass
   void set_peer_clocks(PeerClocks f);             // before start()
+  // The object-store tier (retention/object_tier.h): its objects are pruned
+  // past keep, local copies at keep_local. Set before start(); must outlive
+  // the scheduler. Null (the default): no tier.
+  void set_object_tier(ObjectTierOps* tier) { tier_ = tier; }
   void set_reconciled();
   void run_now();
   Result<PruneReport> dry_run();
@@ -86,6 +90,7 @@ class RetentionScheduler {
   std::condition_variable cv_;
   RetentionSettings settings_;
   PeerClocks peer_clocks_;
+  ObjectTierOps* tier_ = nullptr;
   bool reconciled_ = false, now_requested_ = false, running_ = false;
   std::string waiting_;
   int64_t start_ms_ = 0, last_prune_ms_ = 0, next_prune_ms_ = 0;

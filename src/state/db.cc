@@ -169,6 +169,52 @@ CREATE INDEX backfill_items_progress ON backfill_items(job, dir, state, peer, si
 PRAGMA user_version = 4;
 )sql";
 
+// Version 5: the object-store tier (state/objects.h). `objects` holds one
+// row per recording verified in the store; its (rec_time_ms, rel) index
+// serves the retention walk past keep, name_key serves find(), and the
+// partial index the legal holds. Totals by trigger, as for recordings.
+// `object_uploads` keeps multipart upload ids for resuming. Idempotent (IF
+// NOT EXISTS), so a database taken back to an older version re-migrates.
+constexpr const char* kSchemaV5 = R"sql(
+CREATE TABLE IF NOT EXISTS objects(
+  rel TEXT PRIMARY KEY,
+  key TEXT NOT NULL,
+  name TEXT NOT NULL,
+  name_key INTEGER NOT NULL,
+  size INTEGER NOT NULL,
+  hash TEXT NOT NULL,
+  rec_time_ms INTEGER NOT NULL,
+  etag TEXT NOT NULL,
+  version_id TEXT NOT NULL,
+  verified_ms INTEGER NOT NULL,
+  legal_hold INTEGER NOT NULL DEFAULT 0,
+  origin TEXT NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS objects_time ON objects(rec_time_ms, rel);
+CREATE INDEX IF NOT EXISTS objects_name_key ON objects(name_key);
+CREATE INDEX IF NOT EXISTS objects_held ON objects(rel) WHERE legal_hold = 1;
+CREATE TABLE IF NOT EXISTS object_totals(k INTEGER PRIMARY KEY CHECK (k = 0), files INTEGER NOT NULL,
+                           bytes INTEGER NOT NULL);
+INSERT OR IGNORE INTO object_totals VALUES (0, 0, 0);
+CREATE TRIGGER IF NOT EXISTS objects_ins AFTER INSERT ON objects BEGIN
+  UPDATE object_totals SET files = files + 1, bytes = bytes + NEW.size WHERE k = 0;
+END;
+CREATE TRIGGER IF NOT EXISTS objects_del AFTER DELETE ON objects BEGIN
+  UPDATE object_totals SET files = files - 1, bytes = bytes - OLD.size WHERE k = 0;
+END;
+CREATE TRIGGER IF NOT EXISTS objects_upd AFTER UPDATE OF size ON objects WHEN NEW.size <> OLD.size BEGIN
+  UPDATE object_totals SET bytes = bytes - OLD.size + NEW.size WHERE k = 0;
+END;
+CREATE TABLE IF NOT EXISTS object_uploads(
+  rel TEXT PRIMARY KEY,
+  key TEXT NOT NULL,
+  hash TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  part_size INTEGER NOT NULL,
+  upload_id TEXT NOT NULL,
+  created_ms INTEGER NOT NULL) WITHOUT ROWID;
+PRAGMA user_version = 5;
+)sql";
+
 // recsync_name_key(name) in SQL: the v3 migration fills name_key with it.
 void sql_name_key(sqlite3_context* ctx, int, sqlite3_value** argv) {
   const unsigned char* p = sqlite3_value_text(argv[0]);
@@ -325,6 +371,7 @@ Status Db::init_schema(const Lock& l, bool verify) {
   if (version < 2) RECSYNC_RETURN_IF_ERROR(exec(l, kSchemaV2));
   if (version < 3) RECSYNC_RETURN_IF_ERROR(exec(l, kSchemaV3));
   if (version < 4) RECSYNC_RETURN_IF_ERROR(exec(l, kSchemaV4));
+  if (version < 5) RECSYNC_RETURN_IF_ERROR(exec(l, kSchemaV5));
   return t.commit();
 }
 

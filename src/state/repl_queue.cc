@@ -75,7 +75,11 @@ Status ReplQueue::move_recording(const std::string& from_rel, const std::string&
   for (const char* sql : {"UPDATE recordings SET rel = ?2, origin_rel = CASE WHEN ?3 <> '' THEN ?3 "
                           "WHEN origin_rel = '' THEN ?1 ELSE origin_rel END WHERE rel = ?1",
                           "UPDATE repl_queue SET rel = ?2, origin_rel = CASE WHEN ?3 <> '' THEN ?3 "
-                          "WHEN origin_rel = '' THEN ?1 ELSE origin_rel END WHERE rel = ?1"}) {
+                          "WHEN origin_rel = '' THEN ?1 ELSE origin_rel END WHERE rel = ?1",
+                          // The object-store tier's rows: the object keeps its key (by
+                          // identity), the index follows the archive path.
+                          "UPDATE objects SET rel = ?2 WHERE rel = ?1",
+                          "UPDATE object_uploads SET rel = ?2 WHERE rel = ?1"}) {
     auto s = db_->stmt(l, sql);
     if (!s) return s.status();
     Use u(*s);

@@ -67,7 +67,8 @@ class ReplQueue {
 
   // A recording moved from from_rel to to_rel in the archive (placement.h:
   // a loser moved to its qualified path): its row and its queue entries
-  // follow, in one transaction. Its origin path becomes origin_rel if given,
+  // follow (and its object-store index rows: the object keeps its key), in
+  // one transaction. Its origin path becomes origin_rel if given,
   // else stays (a row that had none keeps from_rel as its origin path).
   Status move_recording(const std::string& from_rel, const std::string& to_rel,
                         const std::string& origin_rel = "");

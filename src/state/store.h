@@ -7,6 +7,8 @@
 //   audit()       the deletion audit table (audit_table.h)
 //   tombstones()  erased identities (tombstones.h)
 //   backfill()    backfill plans and progress (backfill_table.h)
+//   objects()     the object-store tier: verified objects, multipart
+//                 uploads in progress (objects.h)
 //   db()          metadata, bulk-pass tuning
 // Files on disk are the truth: a lost or corrupt database costs a rescan of
 // the archive, never a recording (the replication queue is rebuilt empty).
@@ -22,6 +24,7 @@
 #include "state/backfill_table.h"
 #include "state/db.h"
 #include "state/holds.h"
+#include "state/objects.h"
 #include "state/recordings.h"
 #include "state/repl_queue.h"
 #include "state/rows.h"
@@ -49,6 +52,7 @@ class StateStore {
   AuditTable& audit() { return *audit_; }
   Tombstones& tombstones() { return *tombstones_; }
   BackfillTable& backfill() { return *backfill_; }
+  ObjectIndex& objects() { return *objects_; }
 
  private:
   StateStore() = default;
@@ -59,6 +63,7 @@ class StateStore {
   std::unique_ptr<AuditTable> audit_;
   std::unique_ptr<Tombstones> tombstones_;
   std::unique_ptr<BackfillTable> backfill_;
+  std::unique_ptr<ObjectIndex> objects_;
 };
 
 }  // namespace recsync

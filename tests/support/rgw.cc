@@ -141,13 +141,18 @@ Status RgwCluster::write_conf() {
     << "osd_crush_chooseleaf_type = 0\n"
     << "mon_data_avail_warn = 2\nmon_data_avail_crit = 1\n"
     << "paxos_propose_interval = 0.01\n"
-    << "osd_objectstore = memstore\nmemstore_device_bytes = 4294967296\n"
+    // A killed radosgw leaves its watches on the cache notify objects; the
+    // next metadata change (CreateBucket) waits for them to time out, 30 s
+    // by default.
+    << "osd_client_watch_timeout = 3\n"
+    << "osd_objectstore = memstore\nmemstore_device_bytes = " << opts_.memstore_bytes << "\n"
     << "[mon]\nmon_data = " << w << "/mon\n"
     << "[osd]\nosd_data = " << w << "/osd\n"
     << "[client.rgw]\n"
     << "rgw_frontends = " << frontends << "\n"
     << "rgw_data = " << w << "/rgw\n"
-    << "rgw_thread_pool_size = 64\n";
+    << "rgw_thread_pool_size = 64\n"
+    << "rgw_gc_obj_min_wait = 0\nrgw_gc_processor_period = 2\n";
   conf_ = w + "/ceph.conf";
   write_file(conf_, c.str());
   return file_exists(conf_) ? Status::ok() : Status::io("cannot write " + conf_);

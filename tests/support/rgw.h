@@ -19,6 +19,11 @@
 // - run_dir, admin_socket, log_file, mon_cluster_log_file in the work
 //   folder (the mon writes under /var/log/ceph otherwise);
 // - low mon_data_avail_warn/crit (a full /tmp does not stop the test mon);
+// - osd_client_watch_timeout 3 s: after kill_rgw() the dead radosgw's watches
+//   would hold up the next CreateBucket for 30 s;
+// - RGW's garbage collection every 2 s with no minimum wait: the tails of
+//   deleted objects (past the first 4 MiB) are freed in seconds, not hours,
+//   so a long run does not fill the memstore;
 // - one replica, 8 PGs per pool, no autoscaler (no mgr).
 // HTTPS: radosgw also listens on a second port with a self-signed P-256
 // certificate for 127.0.0.1 made by openssl(1); ca_file() is that cert.
@@ -48,6 +53,9 @@ class RgwCluster {
   struct Options {
     bool tls = true;  // also serve https (needs openssl(1))
     std::chrono::milliseconds start_timeout = 60s;
+    // The memstore OSD's size: what the cluster can hold at once (in RAM,
+    // only what is stored).
+    uint64_t memstore_bytes = 4ull << 30;
   };
 
   // "" when every program the cluster needs is on PATH, else which are

@@ -67,7 +67,13 @@ std::string dump(const Config& c) {
     << c.replication.schedule.entries().size() << " entries)";
   for (const auto& p : c.peers)
     o << "\npeer=" << p.name << "," << p.address << "," << p.fingerprint;
-  o << "\nmetrics.listen=" << c.metrics.listen << "\n";
+  o << "\nmetrics.listen=" << c.metrics.listen;
+  const auto& os = c.object_store;
+  o << "\nobject_store=" << os.enabled << "," << os.endpoint << "," << os.bucket << "," << os.region
+    << "," << os.prefix << "," << os.ca_file << "," << os.credentials << ","
+    << (os.keep_local ? os.keep_local->count() : -1) << "," << os.keep_fetched.count() << ","
+    << os.object_lock << "," << os.part_size << "," << os.multipart_threshold << "," << os.uploads
+    << "," << os.upload_warn.count() << "," << os.retry_max.count() << "\n";
   return o.str();
 }
 
@@ -610,6 +616,11 @@ std::string doc_with(const std::string& key, const std::string& value) {
   std::map<std::string, std::map<std::string, std::string>> secs = {
       {"spool", {{"path", "\"/spool\""}}}, {"archive", {{"path", "\"/archive\""}}}};
   std::map<std::string, std::string> peer;
+  if (section == "object_store") {  // its required keys, then the one under test
+    secs["object_store"] = {{"endpoint", "\"http://127.0.0.1:7480\""},
+                            {"bucket", "\"recordings\""},
+                            {"credentials", "\"/etc/recsync/s3\""}};
+  }
   if (section.empty()) {
     top[leaf] = value;
   } else if (section == "peer") {
@@ -642,10 +653,18 @@ TEST(ConfigKeys, AgreeWithTheParser) {
       {"peer.name", "\"fs2\""},
       {"peer.address", "\"[::1]:7373\""},
       {"peer.fingerprint", "\"sha256:" + std::string(64, 'b') + "\""},
+      {"object_store.endpoint", "\"https://s3.example:443\""},
+      {"object_store.bucket", "\"other\""},
+      {"object_store.credentials", "\"systemd:s3\""},
+      {"object_store.keep_local", "\"2d\""},
   };
   auto base = parse(doc_with("node", "\"n1\""));
   ASSERT_TRUE(base.is_ok()) << base.status().message();
   const std::string base_dump = dump(*base);
+  // The object_store keys compare against a file with the section present.
+  auto base_os = parse(doc_with("object_store.region", "\"us-east-1\""));
+  ASSERT_TRUE(base_os.is_ok()) << base_os.status().message();
+  const std::string base_os_dump = dump(*base_os);
 
   std::set<std::string> names;
   ASSERT_FALSE(config_keys().empty());
@@ -662,10 +681,11 @@ TEST(ConfigKeys, AgreeWithTheParser) {
     }
     auto r = parse(doc_with(name, value));
     ASSERT_TRUE(r.is_ok()) << doc_with(name, value) << r.status().message();
+    const std::string& want = name.rfind("object_store.", 0) == 0 ? base_os_dump : base_dump;
     if (std::string(k.default_).empty()) {
-      EXPECT_NE(dump(*r), base_dump) << "the sample value did not land anywhere";
+      EXPECT_NE(dump(*r), want) << "the sample value did not land anywhere";
     } else {
-      EXPECT_EQ(dump(*r), base_dump) << "documented default differs from the real one";
+      EXPECT_EQ(dump(*r), want) << "documented default differs from the real one";
     }
 
     // A misspelling of the key is refused and the right name suggested.
@@ -712,7 +732,21 @@ TEST(ConfigKeys, AgreeWithTheParser) {
                             "peer.name",
                             "peer.address",
                             "peer.fingerprint",
-                            "metrics.listen"};
+                            "metrics.listen",
+                            "object_store.endpoint",
+                            "object_store.bucket",
+                            "object_store.region",
+                            "object_store.prefix",
+                            "object_store.ca_file",
+                            "object_store.credentials",
+                            "object_store.keep_local",
+                            "object_store.keep_fetched",
+                            "object_store.object_lock",
+                            "object_store.part_size",
+                            "object_store.multipart_threshold",
+                            "object_store.uploads",
+                            "object_store.upload_warn",
+                            "object_store.retry_max"};
   EXPECT_EQ(names, std::set<std::string>(std::begin(expected), std::end(expected)));
   // Documentation order: sections are contiguous, as in SPEC.md section 7.
   std::vector<std::string> order;
@@ -722,7 +756,61 @@ TEST(ConfigKeys, AgreeWithTheParser) {
     if (order.empty() || order.back() != s) order.push_back(s);
   }
   EXPECT_EQ(order, (std::vector<std::string>{"", "log", "control", "spool", "archive", "retention",
-                                             "replication", "peer", "metrics"}));
+                                             "replication", "peer", "metrics", "object_store"}));
+}
+
+TEST(Config, ObjectStoreSection) {
+  const std::string os =
+      "[object_store]\nendpoint = \"https://s3.lan:8443/\"\nbucket = \"rec-ords\"\n"
+      "prefix = \"fsA/\"\ncredentials = \"/etc/recsync/../recsync/s3\"\nkeep_local = \"2d\"\n"
+      "object_lock = true\npart_size = \"8MiB\"\nmultipart_threshold = 33554432\n";
+  auto r = parse(kBase + os);
+  ASSERT_TRUE(r.is_ok()) << r.status().message();
+  const auto& o = r->object_store;
+  EXPECT_TRUE(o.enabled);
+  EXPECT_EQ(o.endpoint, "https://s3.lan:8443");
+  EXPECT_EQ(o.bucket, "rec-ords");
+  EXPECT_EQ(o.prefix, "fsA/");
+  EXPECT_EQ(o.credentials, "/etc/recsync/s3");
+  EXPECT_EQ(o.keep_local_or(r->retention.keep), Millis(2LL * 86'400'000));
+  EXPECT_TRUE(o.object_lock);
+  EXPECT_EQ(o.part_size, 8ull << 20);
+  EXPECT_EQ(o.multipart_threshold, 32ull << 20);
+  EXPECT_FALSE(parse(kBase)->object_store.enabled) << "no section: no tier";
+  EXPECT_EQ(parse(kBase + "[object_store]\nendpoint = \"http://h:1\"\nbucket = \"bbb\"\n"
+                          "credentials = \"systemd:s3\"\n")
+                ->object_store.keep_local_or(Millis(5)),
+            Millis(5))
+      << "keep_local defaults to retention.keep";
+
+  const std::string ok =
+      "[object_store]\nendpoint = \"http://h:1\"\nbucket = \"bbb\"\ncredentials = \"/c\"\n";
+  const std::pair<std::string, std::string> errors[] = {
+      {kBase + "[object_store]\nbucket = \"bbb\"\ncredentials = \"/c\"\n",
+       "test.conf:5: missing required key 'endpoint' in [object_store]"},
+      {kBase + "[object_store]\nendpoint = \"http://h:1\"\nbucket = \"bbb\"\n",
+       "missing required key 'credentials' in [object_store]"},
+      {kBase + ok + "secret_key = \"x\"\n",
+       "test.conf:9: unknown key 'secret_key' in [object_store]"},
+      {kBase + "[object_store]\nendpoint = \"ftp://h\"\n",
+       "test.conf:6: object_store.endpoint: must start"},
+      {kBase + "[object_store]\nendpoint = \"http://h/path\"\n", "no path, query or user info"},
+      {kBase + "[object_store]\nbucket = \"No_Caps\"\n",
+       "test.conf:6: object_store.bucket: 'No_Caps'"},
+      {kBase + "[object_store]\ncredentials = \"s3.cred\"\n", "must be an absolute path"},
+      {kBase + "[object_store]\ncredentials = \"systemd:a/b\"\n", "single file name"},
+      {kBase + "[object_store]\nprefix = \"/abs\"\n", "must not start with '/'"},
+      {kBase + "[object_store]\nprefix = \"a//b\"\n", "empty, '.' or '..' segment"},
+      {kBase + "[object_store]\nprefix = \"a/../b\"\n", "empty, '.' or '..' segment"},
+      {kBase + "[object_store]\npart_size = \"1MiB\"\n", "must be between 5 MiB and 5 GiB"},
+      {kBase + "[object_store]\nobject_lock = \"yes\"\n", "expected true or false"},
+      {kBase + "[retention]\nkeep = \"1d\"\n" + ok + "keep_local = \"2d\"\n",
+       "test.conf:11: object_store.keep_local (2d) must not be longer than retention.keep (1d)"},
+  };
+  for (const auto& [text, want] : errors) {
+    std::string e = error_of(text);
+    EXPECT_NE(e.find(want), std::string::npos) << "got: " << e << "\nwant: " << want;
+  }
 }
 
 }  // namespace

@@ -232,6 +232,39 @@ TEST_F(InboundFileTest, ResumeAfterReceiverCrash) {
   EXPECT_TRUE(hidden_files(root_).empty());
 }
 
+TEST_F(InboundFileTest, LeftoverPartialsOfAnArchivedRecordingAreRemovedAndNothingElse) {
+  // Two crashed receives of a/b/x.wav (kill -9 mid-transfer) and a committed
+  // partial; the recording then arrived whole (the receiver died after
+  // publishing, before removing them), and the re-offer is answered from the
+  // archive: no transfer will ever use these partials.
+  const Bytes file = random_bytes(300000, 11);
+  for (int i = 0; i < 2; ++i) {
+    auto in = begin("a/b/x.wav", file);
+    ASSERT_TRUE(in) << in.status().to_string();
+    const Bytes d = sender_delta((*in)->signature(), file);
+    ASSERT_TRUE(feed_chunks(**in, std::span(d).first(d.size() / 3), 4096));
+  }
+  write_file(root_ + "/a/b/.recsync-part.x.wav", Bytes(10, 1));
+  write_file(root_ + "/a/b/x.wav", file);
+  // Not partials of x.wav: another recording's, a look-alike, a symlink.
+  write_file(root_ + "/a/b/.recsync-part.y.wav", Bytes(10, 2));
+  write_file(root_ + "/a/b/.recsync-part.x.wav.notahexsuffix", Bytes(10, 3));
+  fs::create_symlink(outside_ + "/victim", root_ + "/a/b/.recsync-part.x.wav.0123456789abcdef");
+  write_file(outside_ + "/victim", Bytes(4, 4));
+  ASSERT_EQ(hidden_files(root_).size(), 6u);
+
+  ASSERT_TRUE(remove_inbound_partials(env_, root_, "a/b/x.wav"));
+  EXPECT_EQ(hidden_files(root_),
+            (std::set<std::string>{".recsync-part.y.wav", ".recsync-part.x.wav.notahexsuffix",
+                                   ".recsync-part.x.wav.0123456789abcdef"}));
+  EXPECT_EQ(read_file(root_ + "/a/b/x.wav"), file);
+  EXPECT_TRUE(fs::exists(outside_ + "/victim"));
+  // Nothing to do, a folder that does not exist, a hostile path.
+  EXPECT_TRUE(remove_inbound_partials(env_, root_, "a/b/x.wav"));
+  EXPECT_TRUE(remove_inbound_partials(env_, root_, "no/such/x.wav"));
+  EXPECT_FALSE(remove_inbound_partials(env_, root_, "../outside/victim"));
+}
+
 TEST_F(InboundFileTest, SecondCutKeepsTheLongerPartial) {
   const Bytes file = random_bytes(1 << 20, 4);
   {
