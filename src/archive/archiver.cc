@@ -210,7 +210,7 @@ ArchiveOutcome Archiver::archive_one(const std::string& spool_rel, Millis settle
   }
   ArchiveOutcome out;
   const Identity id{opt_.placer->self(), *origin_rel, hash};
-  auto placed = opt_.placer->place(tmp, id, before.size, [&](const Placed& p) {
+  auto placed = opt_.placer->place(tmp, id, [&](const Placed& p) {
     out.row = make_recording_row(p.rel, path_basename(spool_rel), before.size, hash,
                                  before.mtime_ns / 1'000'000, to_ms(env_->now()), kLocalOrigin);
     out.row.origin_rel = *origin_rel;

@@ -42,17 +42,16 @@ Status Placer::publish_at(const std::string& tmp, const std::string& rel) {
   return env_->rename_noreplace(tmp, path);
 }
 
-Result<Placed> Placer::place(const std::string& tmp, const Identity& id, uint64_t size,
-                             const Record& record) {
+Result<Placed> Placer::place(const std::string& tmp, const Identity& id, const Record& record) {
   std::lock_guard<std::mutex> l(mu_);
-  auto placed = place_locked(tmp, id, size);
+  auto placed = place_locked(tmp, id);
   if (!placed) return placed;
   RECSYNC_RETURN_IF_ERROR(env_->sync_dir(path_dirname(path_join(root_, placed->rel))));
   RECSYNC_RETURN_IF_ERROR(record(*placed));
   return placed;
 }
 
-Result<Placed> Placer::place_locked(const std::string& tmp, const Identity& id, uint64_t size) {
+Result<Placed> Placer::place_locked(const std::string& tmp, const Identity& id) {
   auto lg = log::get("archive");
   const std::string& plain = id.origin_rel;
   auto occ = occupant(plain);

@@ -52,12 +52,11 @@ class Placer {
     return origin == kLocalOrigin ? self_ : origin;
   }
 
-  // Publishes `tmp` (written and fsynced in the archive, `size` bytes,
-  // content id.hash) as the recording `id` (origin a node name) and records
-  // it with record(final rel) before returning.
+  // Publishes `tmp` (written, verified and fsynced in the archive, content
+  // id.hash) as the recording `id` (origin a node name) and records it with
+  // record(final rel) before returning.
   using Record = std::function<Status(const Placed&)>;
-  Result<Placed> place(const std::string& tmp, const Identity& id, uint64_t size,
-                       const Record& record);
+  Result<Placed> place(const std::string& tmp, const Identity& id, const Record& record);
 
   // Moves the recording now at rel (the content of `id`, published by an
   // older recsync as name.vN.ext beside another node's recording) to where
@@ -85,7 +84,7 @@ class Placer {
   Result<std::optional<Identity>> occupant(const std::string& rel);
   // Renames tmp to rel without replacing; kExists when taken.
   Status publish_at(const std::string& tmp, const std::string& rel);
-  Result<Placed> place_locked(const std::string& tmp, const Identity& id, uint64_t size);
+  Result<Placed> place_locked(const std::string& tmp, const Identity& id);
 
   Env* env_;
   StateStore* store_;

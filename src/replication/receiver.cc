@@ -281,8 +281,8 @@ Status Receiver::receive_offer(Connection& c, size_t peer, const peer::OfferMsg&
       ~Unlock() { r->unlock_path(path); }
     } unlock{this, o.path};
     auto r = file->finish([&](const std::string& out) -> Result<Published> {
-      auto placed = ctx_.placer.place(out, id, o.size,
-                                      [&](const Placed& p) { return record(p.rel, o, hash); });
+      auto placed =
+          ctx_.placer.place(out, id, [&](const Placed& p) { return record(p.rel, o, hash); });
       if (!placed) return placed.status();
       return Published{placed->rel, placed->already};
     });

@@ -49,8 +49,7 @@ TEST(Placement, DecisionTable) {
       {"same bytes, any origin", mine, Identity{"fs2", "a.wav", "xxh128:1"}, PlaceAction::kSame},
       {"same identity, other bytes", mine, Identity{"fs1", "a.wav", "xxh128:2"},
        PlaceAction::kConflict},
-      {"incoming sorts first", mine, Identity{"fs2", "a.wav", "xxh128:2"},
-       PlaceAction::kTakeOver},
+      {"incoming sorts first", mine, Identity{"fs2", "a.wav", "xxh128:2"}, PlaceAction::kTakeOver},
       {"occupant sorts first", Identity{"fs3", "a.wav", "xxh128:3"},
        Identity{"fs2", "a.wav", "xxh128:2"}, PlaceAction::kQualified},
       {"unknown hashes never equal", Identity{"fs2", "a.wav", ""}, Identity{"fs1", "a.wav", ""},
@@ -83,7 +82,7 @@ class PlacerTest : public ::testing::Test {
     const std::string tmp = temp_path_for(dir_ + "/archive", "x");
     std::ofstream(tmp) << content;
     const Identity id{origin, rel, hash_bytes(content.data(), content.size())};
-    return placer_->place(tmp, id, content.size(), [&](const Placed& p) {
+    return placer_->place(tmp, id, [&](const Placed& p) {
       RecordingRow r = make_recording_row(p.rel, "x.wav", content.size(), id.hash, 1, 1,
                                           origin == "fs2" ? kLocalOrigin : origin);
       r.origin_rel = rel;
@@ -183,9 +182,9 @@ class MigrationTest : public PlacerTest {
   void old(const std::string& rel, const std::string& origin, const std::string& content) {
     fs::create_directories(fs::path(dir_ + "/archive/" + rel).parent_path());
     std::ofstream(dir_ + "/archive/" + rel) << content;
-    ASSERT_TRUE(store_->recordings().upsert(make_recording_row(
-        rel, fs::path(rel).filename().string(), content.size(),
-        hash_bytes(content.data(), content.size()), 1, 1, origin)));
+    ASSERT_TRUE(store_->recordings().upsert(
+        make_recording_row(rel, fs::path(rel).filename().string(), content.size(),
+                           hash_bytes(content.data(), content.size()), 1, 1, origin)));
   }
 };
 
