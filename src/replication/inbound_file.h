@@ -20,8 +20,9 @@
 //                                 crash, not only a cut link.
 // Neither name is ever published or acked; the whole-file hash check before
 // the rename is what makes using an unsynced or stale partial as a basis safe.
-// A partial whose transfer never resumes is left for the pruner (see the
-// report: stale ".recsync-part." files need a grace-period cleanup).
+// A partial whose transfer never resumes is removed by the retention pass's
+// temp sweep after retention.tmp_grace; one of a recording that arrived
+// whole meanwhile by remove_inbound_partials().
 //
 // Basis choice: the largest regular partial (committed or left by a crash)
 // no bigger than the size limit; otherwise the existing final file at `rel`
