@@ -103,9 +103,10 @@ int cmd_status(const Ctx& c) {
 int cmd_hold_add(const Ctx& c) {
   json r;
   int rc = call(c, {{"cmd", "hold_add"}, {"target", c.target}, {"reason", c.reason}}, &r);
-  if (rc == kExitOk)
-    std::printf("held %s (%llu archived recordings match now)\n", c.target.c_str(),
-                static_cast<unsigned long long>(r["matches"].get<uint64_t>()));
+  if (rc != kExitOk) return rc;
+  const auto n = r["matches"].get<uint64_t>();
+  std::printf("held %s (%llu archived recording%s now)\n", c.target.c_str(),
+              static_cast<unsigned long long>(n), n == 1 ? " matches" : "s match");
   return rc;
 }
 
