@@ -155,6 +155,19 @@ const Field kFields[] = {
      nullptr,
      PEER(return get_fingerprint(it, &p.fingerprint))},
 
+    {{"scrub.interval", "\"7d\"",
+      "time between background scrub passes (re-reading the archive against the stored "
+      "hashes); \"0\" = none (`recsync verify` still runs one)"},
+     APPLY(return get_duration(it, Millis{0}, &c.scrub.interval)),
+     nullptr},
+    {{"scrub.rate", "\"20MB/s\"", "how fast a scrub pass reads, e.g. \"20MB/s\"; \"0\" = unpaced"},
+     APPLY(return get_bandwidth(it, &c.scrub.rate_bps)),
+     nullptr},
+    {{"scrub.repair", "true",
+      "replace a damaged recording with a peer's good copy (pulled over the backfill lane)"},
+     APPLY(return get_bool(it, &c.scrub.repair)),
+     nullptr},
+
     {{"metrics.listen", "\"127.0.0.1:9465\"", "Prometheus metrics address; \"\" disables"},
      APPLY(return get_address(it, true, true, &c.metrics.listen)),
      nullptr},
