@@ -29,9 +29,9 @@ struct Ctx {
   bool check = false, watch = false, dry_run = false, force = false, window = false;
   int interval = 2;
   std::string target, reason, id;
-  std::string rate, for_duration;  // bandwidth RATE [--for D]
-  bool clear = false;              // bandwidth --clear
-  bool now = false;                // verify --now
+  std::string rate, for_duration;    // bandwidth RATE [--for D]
+  bool clear = false;                // bandwidth --clear
+  bool now = false;                  // verify --now
   std::vector<std::string> targets;  // verify ID|PATH...
 };
 
@@ -272,8 +272,8 @@ int cmd_backfill(const Ctx& c) {
 // verify ID|PATH...: reads them now; 0 all good, 1 damage found.
 int verify_targets(const Ctx& c) {
   json r;
-  if (int rc = call(c, {{"cmd", "scrub_check"}, {"targets", c.targets}}, &r,
-                    std::chrono::minutes(30));
+  if (int rc =
+          call(c, {{"cmd", "scrub_check"}, {"targets", c.targets}}, &r, std::chrono::minutes(30));
       rc != kExitOk)
     return rc;
   r.erase("ok");

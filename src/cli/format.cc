@@ -109,7 +109,8 @@ std::string human_scrub(const json& sc) {
   if (sc.value("running", false))
     o = fmt::format("scrub      running since {} at {}: {} files ({}) checked, {}\n", last,
                     sc.value("unpaced", false) ? "full speed"
-                                              : rate ? format_bytes(rate) + "/s" : "full speed",
+                    : rate                     ? format_bytes(rate) + "/s"
+                                               : "full speed",
                     sc["files"].get<uint64_t>(), format_bytes(sc["bytes"].get<uint64_t>()),
                     scrub_errors_text(sc["errors"]));
   else if (end.empty())

@@ -3,10 +3,10 @@
 #include <map>
 
 #include "daemon/status.h"
-#include "scrub/report.h"
 #include "recsync/clock.h"
 #include "recsync/log.h"
 #include "retention/plan.h"
+#include "scrub/report.h"
 
 namespace recsync {
 

@@ -222,9 +222,9 @@ Status Daemon::Impl::start_components() {
   retention_ = std::make_unique<RetentionScheduler>(env_, store_.get(), cfg_.archive.path,
                                                     retention_settings(cfg_));
   retention_->set_object_tier(tier_.get());
-  scrub_ = std::make_unique<scrub::Scrubber>(env_, store_.get(), cfg_.archive.path, cfg_.node,
-                                             repl_ ? &repl_->repairs() : nullptr,
-                                             scrub_settings(cfg_));
+  scrub_ =
+      std::make_unique<scrub::Scrubber>(env_, store_.get(), cfg_.archive.path, cfg_.node,
+                                        repl_ ? &repl_->repairs() : nullptr, scrub_settings(cfg_));
   reconciler_ = std::make_unique<ArchiveReconciler>(env_, store_.get(), cfg_.archive.path,
                                                     start_ms_, cfg_.node, placer_.get());
   control_ctx_ = ControlContext{cfg_.node,       env_,

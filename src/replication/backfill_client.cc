@@ -355,7 +355,8 @@ Status pull_repairs(LinkContext& ctx, peer::Connection& c, const std::string& pe
     ctx.repairs->answered(peer, refs[i], k < 4 ? kNames[k] : "unknown");
   }
   ctx.lg->info("repair: asked peer {} for {} recordings (first: {}: {})", peer, refs.size(),
-               refs.front().origin_rel, kNames[std::min<size_t>(static_cast<size_t>(r->front()), 3)]);
+               refs.front().origin_rel,
+               kNames[std::min<size_t>(static_cast<size_t>(r->front()), 3)]);
   return Status::ok();
 }
 

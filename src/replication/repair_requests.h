@@ -53,7 +53,7 @@ class RepairRequests {
  private:
   mutable std::mutex mu_;
   std::vector<std::string> peers_;
-  std::map<std::string, std::map<std::string, RepairRef>> todo_;  // peer -> key -> ref
+  std::map<std::string, std::map<std::string, RepairRef>> todo_;       // peer -> key -> ref
   std::map<std::string, std::map<std::string, std::string>> answers_;  // key -> peer -> result
 };
 

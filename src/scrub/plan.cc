@@ -8,11 +8,16 @@ namespace recsync::scrub {
 
 const char* kind_name(Kind k) {
   switch (k) {
-    case Kind::kOk: return "ok";
-    case Kind::kCorrupt: return "corrupt";
-    case Kind::kMissing: return "missing";
-    case Kind::kUnreadable: return "unreadable";
-    case Kind::kSize: return "size";
+    case Kind::kOk:
+      return "ok";
+    case Kind::kCorrupt:
+      return "corrupt";
+    case Kind::kMissing:
+      return "missing";
+    case Kind::kUnreadable:
+      return "unreadable";
+    case Kind::kSize:
+      return "size";
   }
   return "?";
 }

@@ -77,9 +77,11 @@ std::optional<std::pair<std::string, std::string>> scrub_alarm(const Snapshot& s
   std::string text = fmt::format("scrub: {} damaged recording{} ({})", s.open.size(),
                                  s.open.size() == 1 ? "" : "s", kinds);
   if (pending) text += fmt::format(", {} awaiting a good copy from a peer", pending);
-  if (stuck) text += fmt::format(", {} not repairable here ({})", stuck,
-                                 !s.peers ? "no peer" : !s.repair ? "repair is off"
-                                                                  : "no peer has a good copy");
+  if (stuck)
+    text += fmt::format(", {} not repairable here ({})", stuck,
+                        !s.peers    ? "no peer"
+                        : !s.repair ? "repair is off"
+                                    : "no peer has a good copy");
   text += " (`recsync verify` lists them)";
   return std::pair<std::string, std::string>{stuck ? "critical" : "warning", text};
 }

@@ -18,7 +18,7 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr size_t kBatch = 16;         // rows read from the index at a time
+constexpr size_t kBatch = 16;  // rows read from the index at a time
 constexpr size_t kReadSize = 256 << 10;
 constexpr int64_t kFollowEveryMs = 2000;  // open repairs are looked at this often
 constexpr const char* kBadPrefix = ".recsync-bad.";
@@ -48,10 +48,17 @@ Counts counts_from(const json& j) {
 }
 
 json finding_store_json(const Finding& f) {
-  return {{"kind", kind_name(f.kind)}, {"rel", f.rel},       {"origin", f.origin},
-          {"origin_rel", f.origin_rel}, {"hash", f.hash},     {"size", f.size},
-          {"rec_time_ms", f.rec_time_ms}, {"found_ms", f.found_ms}, {"detail", f.detail},
-          {"aside", f.aside},           {"repair", f.repair}};
+  return {{"kind", kind_name(f.kind)},
+          {"rel", f.rel},
+          {"origin", f.origin},
+          {"origin_rel", f.origin_rel},
+          {"hash", f.hash},
+          {"size", f.size},
+          {"rec_time_ms", f.rec_time_ms},
+          {"found_ms", f.found_ms},
+          {"detail", f.detail},
+          {"aside", f.aside},
+          {"repair", f.repair}};
 }
 
 Finding finding_from(const json& j) {
@@ -157,8 +164,10 @@ void Scrubber::save_pass() {
   Db& db = store_->db();
   Status s = db.set_meta("scrub.cursor", cursor_ ? cursor_text(*cursor_) : "");
   if (s) s = db.set_meta("scrub.pass", counts_json(pass_).dump());
-  if (s) s = db.set_meta("scrub.pass_start_ms", pass_start_ms_ ? std::to_string(*pass_start_ms_) : "");
-  if (s) s = db.set_meta("scrub.last_start_ms", last_start_ms_ ? std::to_string(*last_start_ms_) : "");
+  if (s)
+    s = db.set_meta("scrub.pass_start_ms", pass_start_ms_ ? std::to_string(*pass_start_ms_) : "");
+  if (s)
+    s = db.set_meta("scrub.last_start_ms", last_start_ms_ ? std::to_string(*last_start_ms_) : "");
   if (s) s = db.set_meta("scrub.last_end_ms", last_end_ms_ ? std::to_string(*last_end_ms_) : "");
   if (s) s = db.set_meta("scrub.last", counts_json(last_).dump());
   if (!s) lg_->warn("scrub: position not saved: {}", s.message());
@@ -181,7 +190,8 @@ void Scrubber::run() {
     {
       std::unique_lock<std::mutex> l(mu_);
       const int64_t now = to_ms(env_->now());
-      if (!running_ && (start_requested_ || pass_due(s_.interval.count(), last_start_ms_.value_or(since_ms_), now))) {
+      if (!running_ && (start_requested_ ||
+                        pass_due(s_.interval.count(), last_start_ms_.value_or(since_ms_), now))) {
         running_ = true;
         cursor_ = Cursor{Recordings::kFirstTime, 0};
         pass_ = {};
@@ -213,8 +223,8 @@ void Scrubber::step_pass() {
     c = cursor_.value_or(Cursor{Recordings::kFirstTime, 0});
     unpaced = unpaced_;
   }
-  auto rows = store_->recordings().older_than(std::numeric_limits<int64_t>::max(), c.time_ms,
-                                              c.id, kBatch);
+  auto rows =
+      store_->recordings().older_than(std::numeric_limits<int64_t>::max(), c.time_ms, c.id, kBatch);
   if (!rows) {
     lg_->warn("scrub: reading the archive index: {}", rows.status().message());
     stop_.sleep_for(std::chrono::seconds(5));
@@ -342,7 +352,8 @@ void Scrubber::handle(Finding f) {
       const std::string dir = path_dirname(f.rel);
       const std::string base = std::string(kBadPrefix) + path_basename(f.rel);
       for (int n = 1; n < 100; ++n) {
-        std::string aside = path_join(dir == "." ? "" : dir, n == 1 ? base : fmt::format("{}.{}", base, n));
+        std::string aside =
+            path_join(dir == "." ? "" : dir, n == 1 ? base : fmt::format("{}.{}", base, n));
         if (!aside.empty() && aside.front() == '/') aside.erase(0, 1);
         s = env_->rename_noreplace(path_join(root_, f.rel), path_join(root_, aside));
         if (s) {
@@ -364,9 +375,9 @@ void Scrubber::handle(Finding f) {
     }
   }
   std::lock_guard<std::mutex> l(mu_);
-  open_.erase(std::remove_if(open_.begin(), open_.end(),
-                             [&](const Finding& o) { return o.rel == f.rel; }),
-              open_.end());
+  open_.erase(
+      std::remove_if(open_.begin(), open_.end(), [&](const Finding& o) { return o.rel == f.rel; }),
+      open_.end());
   open_.push_back(std::move(f));
   if (open_.size() > kMaxOpen) open_.erase(open_.begin());
   save_open();
@@ -385,9 +396,15 @@ bool Scrubber::repaired(Finding& f) {
               h ? *h : h.status().message());
     return false;
   }
-  AuditRow a{f.aside.empty() ? f.rel : f.aside, f.size, f.hash, f.rec_time_ms,
-             to_ms(env_->now()), std::string("repair ") + kind_name(f.kind)};
-  auto log = AuditLog::open(env_, s_.audit_log_path);
+  AuditRow a{
+      f.aside.empty() ? f.rel : f.aside,         f.size, f.hash, f.rec_time_ms, to_ms(env_->now()),
+      std::string("repair ") + kind_name(f.kind)};
+  std::string audit_path;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    audit_path = s_.audit_log_path;
+  }
+  auto log = AuditLog::open(env_, audit_path);
   Status s = log ? log->append({a}) : log.status();
   if (s) s = store_->audit().append({a});
   if (!s) {
@@ -492,7 +509,8 @@ Snapshot Scrubber::snapshot() {
   s.last_start_ms = running_ ? pass_start_ms_ : last_start_ms_;
   s.last_end_ms = last_end_ms_;
   const int64_t now = to_ms(env_->now());
-  s.next_ms = running_ ? 0 : next_pass_ms(s_.interval.count(), last_start_ms_.value_or(since_ms_), now);
+  s.next_ms =
+      running_ ? 0 : next_pass_ms(s_.interval.count(), last_start_ms_.value_or(since_ms_), now);
   s.pass = running_ ? pass_ : last_;
   s.totals = totals_;
   s.repairs_total = repairs_total_;

@@ -63,12 +63,12 @@ struct Settings {
 // One damaged copy.
 struct Finding {
   Kind kind = Kind::kOk;
-  std::string rel;                          // where it was
-  std::string origin, origin_rel, hash;     // identity (origin as stored)
-  uint64_t size = 0;                        // stored size
+  std::string rel;                       // where it was
+  std::string origin, origin_rel, hash;  // identity (origin as stored)
+  uint64_t size = 0;                     // stored size
   int64_t rec_time_ms = 0, found_ms = 0;
-  std::string detail;                       // what was read instead
-  std::string aside;                        // rel of the bad copy moved aside ("" = none)
+  std::string detail;  // what was read instead
+  std::string aside;   // rel of the bad copy moved aside ("" = none)
   // "pending" (asked from the peers), "no peer", "off" (repair = false),
   // "failed: ..." (could not be moved aside), "repaired"
   std::string repair;
@@ -83,10 +83,11 @@ struct Counts {
 
 struct Snapshot {
   bool running = false, unpaced = false;
-  std::optional<int64_t> last_start_ms, last_end_ms;  // of the last finished pass (start of running)
-  int64_t next_ms = 0;                                // next background pass (0 = off)
-  Counts pass;                                        // running pass, else the last one
-  Counts totals;                                      // since the daemon started (metrics)
+  std::optional<int64_t> last_start_ms,
+      last_end_ms;      // of the last finished pass (start of running)
+  int64_t next_ms = 0;  // next background pass (0 = off)
+  Counts pass;          // running pass, else the last one
+  Counts totals;        // since the daemon started (metrics)
   uint64_t repairs_total = 0;
   uint64_t rate_bps = 0;
   int64_t interval_ms = 0;
@@ -113,8 +114,7 @@ class Scrubber {
   void start_pass(bool unpaced);
   // Checks the rows named (recording id or path) at once, unpaced, and
   // handles findings as a pass does. Any thread (not the loop: it reads).
-  Result<std::vector<Finding>> check_now(const std::vector<std::string>& targets,
-                                         size_t* checked);
+  Result<std::vector<Finding>> check_now(const std::vector<std::string>& targets, size_t* checked);
   Snapshot snapshot();
 
  private:

@@ -71,8 +71,8 @@ TEST(Scrub, FindsDamageAndRepairsItFromThePeer) {
   Pair p;
   p.start();
   if (HasFatalFailure()) return;
-  const std::vector<std::string> names = {"flip.wav", "short.wav", "gone.wav", "both.wav",
-                                          "fine1.wav", "fine2.wav"};
+  const std::vector<std::string> names = {"flip.wav", "short.wav", "gone.wav",
+                                          "both.wav", "fine1.wav", "fine2.wav"};
   for (size_t i = 0; i < names.size(); ++i) record(*p.fs1, names[i], 300'000 + i * 1000, 100 + i);
   ASSERT_TRUE(wait_until([&] { return converged(p, names.size()); }, 60s, 200ms)) << describe(p);
   std::map<std::string, std::string> rel;
@@ -120,7 +120,8 @@ TEST(Scrub, FindsDamageAndRepairsItFromThePeer) {
   EXPECT_EQ(read_file(aside), both_bad_fs1);
   // No leftovers of the repaired ones.
   for (auto& n : {"flip.wav", "short.wav"})
-    EXPECT_FALSE(fs::exists(fs::path(a1 + rel[n]).parent_path() / (".recsync-bad." + std::string(n))));
+    EXPECT_FALSE(
+        fs::exists(fs::path(a1 + rel[n]).parent_path() / (".recsync-bad." + std::string(n))));
   // Audited: one line per repair.
   const std::string audit = read_file(p.fs1->state_dir + "/audit.log");
   EXPECT_EQ(count(audit, "\"policy\":\"repair "), 3u) << audit;

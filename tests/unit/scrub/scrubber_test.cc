@@ -39,9 +39,9 @@ class ScrubberTest : public ::testing::Test {
   // A recording on disk and in the index.
   RecordingRow add(const std::string& rel, const std::string& content, int64_t t) {
     std::ofstream(root_ + "/" + rel, std::ios::binary) << content;
-    RecordingRow r = make_recording_row(rel, fs::path(rel).filename().string(), content.size(),
-                                        hash_bytes(content.data(), content.size()), t, t,
-                                        kLocalOrigin);
+    RecordingRow r =
+        make_recording_row(rel, fs::path(rel).filename().string(), content.size(),
+                           hash_bytes(content.data(), content.size()), t, t, kLocalOrigin);
     EXPECT_TRUE(store_->recordings().upsert(r));
     return r;
   }
