@@ -236,25 +236,7 @@ Status Daemon::Impl::start_components() {
   control_ctx_.scrub = scrub_.get();
   control_ctx_.status = [this] { return status(); };
   control_ctx_.reload = [this] { reload(); };
-  control_ctx_.off_loop = [this](std::function<json()> work, std::function<void(json)> done) {
-    struct Job {
-      uv_work_t w;
-      std::function<json()> work;
-      std::function<void(json)> done;
-      json result;
-    };
-    auto* job = new Job{{}, std::move(work), std::move(done), {}};
-    job->w.data = job;
-    uv_queue_work(
-        &loop_, &job->w,
-        [](uv_work_t* w) {
-          static_cast<Job*>(w->data)->result = static_cast<Job*>(w->data)->work();
-        },
-        [](uv_work_t* w, int) {
-          std::unique_ptr<Job> j(static_cast<Job*>(w->data));
-          j->done(std::move(j->result));
-        });
-  };
+  control_ctx_.off_loop = off_loop_runner(&loop_);
   return Status::ok();
 }
 

@@ -1,5 +1,7 @@
 #include "daemon/settings.h"
 
+#include <memory>
+
 namespace recsync {
 
 RetentionSettings retention_settings(const Config& c) {
@@ -20,6 +22,30 @@ replication::BandwidthSettings bandwidth_settings(const Config& c) {
 
 scrub::Settings scrub_settings(const Config& c) {
   return {c.scrub.interval, c.scrub.rate_bps, c.scrub.repair, c.audit_log_path()};
+}
+
+std::function<void(std::function<nlohmann::json()>, std::function<void(nlohmann::json)>)>
+off_loop_runner(uv_loop_t* loop) {
+  using json = nlohmann::json;
+  return [loop](std::function<json()> work, std::function<void(json)> done) {
+    struct Job {
+      uv_work_t w;
+      std::function<json()> work;
+      std::function<void(json)> done;
+      json result;
+    };
+    auto* job = new Job{{}, std::move(work), std::move(done), {}};
+    job->w.data = job;
+    uv_queue_work(
+        loop, &job->w,
+        [](uv_work_t* w) {
+          static_cast<Job*>(w->data)->result = static_cast<Job*>(w->data)->work();
+        },
+        [](uv_work_t* w, int) {
+          std::unique_ptr<Job> j(static_cast<Job*>(w->data));
+          j->done(std::move(j->result));
+        });
+  };
 }
 
 }  // namespace recsync

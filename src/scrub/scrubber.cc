@@ -170,7 +170,7 @@ void Scrubber::save_pass() {
     s = db.set_meta("scrub.last_start_ms", last_start_ms_ ? std::to_string(*last_start_ms_) : "");
   if (s) s = db.set_meta("scrub.last_end_ms", last_end_ms_ ? std::to_string(*last_end_ms_) : "");
   if (s) s = db.set_meta("scrub.last", counts_json(last_).dump());
-  if (!s) lg_->warn("scrub: position not saved: {}", s.message());
+  if (!s) lg_->warn("position not saved: {}", s.message());
 }
 
 // Caller holds mu_.
@@ -178,7 +178,7 @@ void Scrubber::save_open() {
   json a = json::array();
   for (const Finding& f : open_) a.push_back(finding_store_json(f));
   if (Status s = store_->db().set_meta("scrub.open", a.dump()); !s)
-    lg_->warn("scrub: findings not saved: {}", s.message());
+    lg_->warn("findings not saved: {}", s.message());
 }
 
 void Scrubber::run() {
@@ -197,7 +197,7 @@ void Scrubber::run() {
         pass_ = {};
         pass_start_ms_ = now;
         save_pass();
-        lg_->info("scrub: pass started{}", unpaced_ ? " (unpaced)" : "");
+        lg_->info("pass started{}", unpaced_ ? " (unpaced)" : "");
       }
       start_requested_ = false;
       running = running_;
@@ -226,7 +226,7 @@ void Scrubber::step_pass() {
   auto rows =
       store_->recordings().older_than(std::numeric_limits<int64_t>::max(), c.time_ms, c.id, kBatch);
   if (!rows) {
-    lg_->warn("scrub: reading the archive index: {}", rows.status().message());
+    lg_->warn("reading the archive index: {}", rows.status().message());
     stop_.sleep_for(std::chrono::seconds(5));
     return;
   }
@@ -239,7 +239,7 @@ void Scrubber::step_pass() {
     cursor_.reset();
     pass_start_ms_.reset();
     save_pass();
-    lg_->info("scrub: pass done: {} files, {} bytes checked, {} damaged, {} skipped", last_.files,
+    lg_->info("pass done: {} files, {} bytes checked, {} damaged, {} skipped", last_.files,
               last_.bytes, last_.error_total(), last_.skipped);
     return;
   }
@@ -334,7 +334,7 @@ Finding Scrubber::check(const RecordingRow& r, bool paced, uint64_t* bytes_read,
 }
 
 void Scrubber::handle(Finding f) {
-  lg_->error("scrub: {} is damaged ({}): {}", f.rel, kind_name(f.kind), f.detail);
+  lg_->error("{} is damaged ({}): {}", f.rel, kind_name(f.kind), f.detail);
   bool repair = false;
   {
     std::lock_guard<std::mutex> l(mu_);
@@ -367,10 +367,10 @@ void Scrubber::handle(Finding f) {
     if (s) s = store_->recordings().remove(f.rel);
     if (!s) {
       f.repair = "failed: " + s.message();
-      lg_->error("scrub: {}: not repaired: {}", f.rel, s.message());
+      lg_->error("{}: not repaired: {}", f.rel, s.message());
     } else {
       f.repair = "pending";
-      lg_->warn("scrub: {}: asking the peers for a good copy{}", f.rel,
+      lg_->warn("{}: asking the peers for a good copy{}", f.rel,
                 f.aside.empty() ? "" : " (the bad copy is kept as " + f.aside + ")");
     }
   }
@@ -392,8 +392,7 @@ bool Scrubber::repaired(Finding& f) {
   const std::string rel = (*row)->rel;
   auto h = hash_file(env_, path_join(root_, rel));
   if (!h || *h != f.hash) {
-    lg_->warn("scrub: {}: the copy received reads {}: still damaged", rel,
-              h ? *h : h.status().message());
+    lg_->warn("{}: the copy received reads {}: still damaged", rel, h ? *h : h.status().message());
     return false;
   }
   AuditRow a{
@@ -408,16 +407,15 @@ bool Scrubber::repaired(Finding& f) {
   Status s = log ? log->append({a}) : log.status();
   if (s) s = store_->audit().append({a});
   if (!s) {
-    lg_->warn("scrub: {}: repair not audited yet: {}", rel, s.message());
+    lg_->warn("{}: repair not audited yet: {}", rel, s.message());
     return false;
   }
   if (!f.aside.empty()) {
     if (Status u = env_->unlink(path_join(root_, f.aside)); !u && u.err() != ENOENT)
-      lg_->warn("scrub: {}: bad copy not removed: {}", f.aside, u.message());
+      lg_->warn("{}: bad copy not removed: {}", f.aside, u.message());
     (void)env_->sync_dir(path_dirname(path_join(root_, f.aside)));
   }
-  lg_->info("scrub: {} repaired from a peer ({}, {} bytes, {})", rel, kind_name(f.kind), f.size,
-            f.hash);
+  lg_->info("{} repaired from a peer ({}, {} bytes, {})", rel, kind_name(f.kind), f.size, f.hash);
   f.rel = rel;
   return true;
 }
@@ -476,6 +474,7 @@ Result<std::vector<Finding>> Scrubber::check_now(const std::vector<std::string>&
       for (const Finding& f : open_)
         if (f.rel == t || recording_id(path_basename(f.rel)) == t) {
           out.push_back(f);
+          if (repairs_ && f.repair == "pending") out.back().answers = repairs_->answers(ref_of(f));
           known = true;
         }
       if (!known) return Status::not_found("no recording '" + t + "' in the archive");

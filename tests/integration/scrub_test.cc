@@ -140,13 +140,16 @@ TEST(Scrub, FindsDamageAndRepairsItFromThePeer) {
   EXPECT_EQ(still.exit_code, 1) << still.err;
   ASSERT_EQ(still.out["findings"].size(), 1u) << still.out.dump(2);
   EXPECT_TRUE(still.out["findings"][0]["peers"].contains("fs2")) << still.out.dump(2);
-  // Metrics carry it too.
-  auto mr = http_get(p.fs1->metrics_address(), "/metrics");
-  ASSERT_TRUE(mr) << mr.status().to_string();
-  const std::string& body = mr->body;
-  EXPECT_NE(body.find("recsync_scrub_errors_total{kind=\"corrupt\"} 2"), std::string::npos);
-  EXPECT_NE(body.find("recsync_scrub_repairs_total 3"), std::string::npos);
-  EXPECT_NE(body.find("recsync_scrub_damaged_recordings 1"), std::string::npos);
+  // Metrics carry it too (published once a second).
+  std::string body;
+  auto metrics_show = [&] {
+    auto mr = http_get(p.fs1->metrics_address(), "/metrics");
+    body = mr ? mr->body : mr.status().to_string();
+    return body.find("recsync_scrub_errors_total{kind=\"corrupt\"} 2") != std::string::npos &&
+           body.find("recsync_scrub_repairs_total 3") != std::string::npos &&
+           body.find("recsync_scrub_damaged_recordings 1") != std::string::npos;
+  };
+  EXPECT_TRUE(wait_until(metrics_show, 10s, 200ms)) << body;
 }
 
 TEST(Scrub, SingleNodeOnlyAlarms) {
