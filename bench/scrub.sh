@@ -5,8 +5,9 @@
 #   bench/scrub.sh [--files N] [--size-mb MB] [--rates 10MB/s,20MB/s,50MB/s,0]
 #                  [--calls N] [--calls-per-s R] [--bindir DIR]
 #
-# Uses the binaries in build/ (or --bindir / RECSYNC_BENCH_BIN); run as root
-# to drop the page cache before each pass (else the reads may be cached).
+# Uses the binaries in build/ (or --bindir / RECSYNC_BENCH_BIN). No root
+# needed: one recsyncd on a scratch folder under /var/tmp (removed after); the
+# archive files' cached pages are dropped (fadvise) before each pass.
 # Prints a table and writes bench/results/scrub-latest.md (+ .json).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
