@@ -155,6 +155,10 @@ const Field kFields[] = {
      nullptr,
      PEER(return get_fingerprint(it, &p.fingerprint))},
 
+    {{"metrics.listen", "\"127.0.0.1:9465\"", "Prometheus metrics address; \"\" disables"},
+     APPLY(return get_address(it, true, true, &c.metrics.listen)),
+     nullptr},
+
     {{"scrub.interval", "\"7d\"",
       "time between background scrub passes (re-reading the archive against the stored "
       "hashes); \"0\" = none (`recsync verify` still runs one)"},
@@ -166,10 +170,6 @@ const Field kFields[] = {
     {{"scrub.repair", "true",
       "replace a damaged recording with a peer's good copy (pulled over the backfill lane)"},
      APPLY(return get_bool(it, &c.scrub.repair)),
-     nullptr},
-
-    {{"metrics.listen", "\"127.0.0.1:9465\"", "Prometheus metrics address; \"\" disables"},
-     APPLY(return get_address(it, true, true, &c.metrics.listen)),
      nullptr},
 
     {{"object_store.endpoint", "",

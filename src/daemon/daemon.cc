@@ -329,6 +329,7 @@ Status Daemon::Impl::run() {
       return out;
     });
   retention_->start();
+  scrub_->set_pruning([r = retention_.get()] { return r->snapshot().running; });
   scrub_->start();
   bandwidth_->apply(env_->now(), "schedule");
   if (repl_) repl_->start();

@@ -22,6 +22,7 @@ constexpr size_t kBatch = 16;  // rows read from the index at a time
 constexpr size_t kReadSize = 256 << 10;
 constexpr int64_t kFollowEveryMs = 2000;  // open repairs are looked at this often
 constexpr const char* kBadPrefix = ".recsync-bad.";
+constexpr int kPruneWaitMs = 10 * 60 * 1000;
 
 std::optional<int64_t> meta_int(Db& db, const char* key) {
   auto v = db.get_meta(key);
@@ -314,6 +315,11 @@ Finding Scrubber::check(const RecordingRow& r, bool paced, uint64_t* bytes_read,
   const std::string got_hash = read_ok ? h.hex() : "";
   f.kind = classify(r.size, r.hash, exists, read_ok, got, got_hash);
   if (f.kind == Kind::kOk) return f;
+  // The pruner unlinks a batch before it removes the rows: let its pass end
+  // (at most kPruneWait) before a missing file counts.
+  if (f.kind == Kind::kMissing && pruning_)
+    for (int i = 0; i < kPruneWaitMs / 200 && pruning_(); ++i)
+      if (stop_.sleep_for(std::chrono::milliseconds(200))) break;
   // Confirm against the index: a row pruned, moved or replaced meanwhile is
   // not damage.
   auto now = store_->recordings().get(r.rel);

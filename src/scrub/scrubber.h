@@ -28,13 +28,15 @@
 // finding is only alarmed: nothing is moved.
 //
 // Rows that change while being checked (pruned, moved by the placement
-// rule, re-archived) are skipped, not reported. Rows without a stored hash
+// rule, re-archived) are skipped, not reported; a missing file is confirmed
+// after a running retention pass ends (set_pruning). Rows without a stored hash
 // (adopted from an old archive) are skipped and counted.
 //
 // Threads: start() runs the scrub thread; every other call from any thread.
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -106,6 +108,10 @@ class Scrubber {
            replication::RepairRequests* repairs, Settings s);
   ~Scrubber();  // stop()s
 
+  // Whether a retention pass is running now: a file it has just deleted may
+  // still have its row until the batch ends, so a missing file is confirmed
+  // only after the pass (bounded). Call before start().
+  void set_pruning(std::function<bool()> pruning) { pruning_ = std::move(pruning); }
   void start();
   void stop();
   void set_settings(Settings s);
@@ -133,6 +139,7 @@ class Scrubber {
   StateStore* store_;
   const std::string root_, node_;
   replication::RepairRequests* repairs_;
+  std::function<bool()> pruning_;
   std::shared_ptr<spdlog::logger> lg_ = log::get("scrub");
   StopFlag stop_;
   std::thread thread_;

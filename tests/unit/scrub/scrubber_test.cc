@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -166,6 +167,32 @@ TEST_F(ScrubberTest, WrongCopyArrivingDoesNotCloseTheRepair) {
   ASSERT_EQ(sn.open.size(), 1u);
   EXPECT_EQ(sn.open[0].repair, "pending");
   EXPECT_TRUE(fs::exists(root_ + "/d/.recsync-bad.a.wav"));
+}
+
+TEST_F(ScrubberTest, FileDeletedByARunningPruneIsNotMissing) {
+  add("d/old.wav", "old", kNow - 1000);
+  fs::remove(root_ + "/d/old.wav");  // the pruner unlinked it; the row goes with the batch
+  std::atomic<bool> pruning{true};
+  Scrubber s(&env_, store_.get(), root_, "fs1", nullptr, settings());
+  s.set_pruning([&] { return pruning.load(); });
+  std::thread pruner([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    EXPECT_TRUE(store_->recordings().remove("d/old.wav"));
+    pruning = false;
+  });
+  size_t checked = 0;
+  auto r = s.check_now({"d/old.wav"}, &checked);
+  pruner.join();
+  ASSERT_TRUE(r) << r.status().to_string();
+  EXPECT_TRUE(r->empty()) << "pruned, not missing";
+  EXPECT_EQ(checked, 0u);
+  // Without a prune running, a missing file is reported.
+  add("d/gone.wav", "gone", kNow - 1000);
+  fs::remove(root_ + "/d/gone.wav");
+  r = s.check_now({"gone"}, &checked);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->size(), 1u);
+  EXPECT_EQ((*r)[0].kind, Kind::kMissing);
 }
 
 TEST_F(ScrubberTest, PacedPassResumesFromItsCursor) {
