@@ -345,6 +345,10 @@ void Scrubber::handle(Finding f) {
   {
     std::lock_guard<std::mutex> l(mu_);
     repair = s_.repair;
+    // A pass and `recsync verify NAME` may find the same copy at once: the
+    // first one moves it aside, the second leaves it be.
+    for (const Finding& o : open_)
+      if (o.rel == f.rel && o.repair == "pending") return;
   }
   if (!repair) {
     f.repair = "off";
@@ -500,7 +504,9 @@ Result<std::vector<Finding>> Scrubber::check_now(const std::vector<std::string>&
       if (f.kind == Kind::kOk) continue;
       handle(f);
       std::lock_guard<std::mutex> l(mu_);
-      out.push_back(open_.back());
+      auto it = std::find_if(open_.rbegin(), open_.rend(),
+                             [&](const Finding& o) { return o.rel == f.rel; });
+      out.push_back(it != open_.rend() ? *it : f);
     }
   }
   return out;
