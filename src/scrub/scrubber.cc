@@ -339,59 +339,91 @@ Finding Scrubber::check(const RecordingRow& r, bool paced, uint64_t* bytes_read,
   return f;
 }
 
-void Scrubber::handle(Finding f) {
-  lg_->error("{} is damaged ({}): {}", f.rel, kind_name(f.kind), f.detail);
-  bool repair = false;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    repair = s_.repair;
-    // A pass and `recsync verify NAME` may find the same copy at once: the
-    // first one moves it aside, the second leaves it be.
-    for (const Finding& o : open_)
-      if (o.rel == f.rel && o.repair == "pending") return;
-  }
-  if (!repair) {
-    f.repair = "off";
-  } else if (!repairs_) {
-    f.repair = "no peer";
-  } else {
-    // Move the bad copy aside (never overwritten, never deleted before the
-    // good copy is back), then drop its row: the recording is absent here.
-    Status s;
-    if (f.kind != Kind::kMissing) {
-      const std::string dir = path_dirname(f.rel);
-      const std::string base = std::string(kBadPrefix) + path_basename(f.rel);
-      for (int n = 1; n < 100; ++n) {
-        std::string aside =
-            path_join(dir == "." ? "" : dir, n == 1 ? base : fmt::format("{}.{}", base, n));
-        if (!aside.empty() && aside.front() == '/') aside.erase(0, 1);
-        s = env_->rename_noreplace(path_join(root_, f.rel), path_join(root_, aside));
-        if (s) {
-          f.aside = aside;
-          break;
-        }
-        if (s.err() != EEXIST) break;
-      }
-      if (s) s = env_->sync_dir(path_dirname(path_join(root_, f.rel)));
-    }
-    if (s) s = store_->recordings().remove(f.rel);
-    if (!s) {
-      f.repair = "failed: " + s.message();
-      lg_->error("{}: not repaired: {}", f.rel, s.message());
-    } else {
-      f.repair = "pending";
-      lg_->warn("{}: asking the peers for a good copy{}", f.rel,
-                f.aside.empty() ? "" : " (the bad copy is kept as " + f.aside + ")");
-    }
-  }
-  std::lock_guard<std::mutex> l(mu_);
+// Caller holds mu_: f replaces any open finding at its path; saved.
+void Scrubber::record_locked(const Finding& f) {
   open_.erase(
       std::remove_if(open_.begin(), open_.end(), [&](const Finding& o) { return o.rel == f.rel; }),
       open_.end());
-  open_.push_back(std::move(f));
+  open_.push_back(f);
   if (open_.size() > kMaxOpen) open_.erase(open_.begin());
   save_open();
-  if (open_.back().repair == "pending") asked_ms_.erase(ref_of(open_.back()).key());
+}
+
+// A free hidden name beside f.rel for the bad copy ("" if none of 99 is free).
+std::string Scrubber::aside_name(const Finding& f) {
+  const std::string dir = path_dirname(f.rel);
+  const std::string base = std::string(kBadPrefix) + path_basename(f.rel);
+  for (int n = 1; n < 100; ++n) {
+    const std::string name = n == 1 ? base : fmt::format("{}.{}", base, n);
+    const std::string aside = dir == "." ? name : path_join(dir, name);
+    auto st = env_->lstat(path_join(root_, aside));
+    if (!st && st.status().err() == ENOENT) return aside;
+  }
+  return "";
+}
+
+// Moves the bad copy at f.rel to f.aside (rename without replacing, folder
+// fsync) and drops its row: the recording reads as absent here. Write-ahead:
+// the finding, with its aside name, is saved before (handle()), so a crash
+// in between is finished by settle_moved() after the restart.
+Status Scrubber::move_aside(const Finding& f) {
+  if (!f.aside.empty()) {
+    RECSYNC_RETURN_IF_ERROR(
+        env_->rename_noreplace(path_join(root_, f.rel), path_join(root_, f.aside)));
+    RECSYNC_RETURN_IF_ERROR(env_->sync_dir(path_dirname(path_join(root_, f.rel))));
+  }
+  return store_->recordings().remove(f.rel);
+}
+
+void Scrubber::handle(Finding f) {
+  lg_->error("{} is damaged ({}): {}", f.rel, kind_name(f.kind), f.detail);
+  std::lock_guard<std::mutex> moving(move_mu_);
+  std::unique_lock<std::mutex> l(mu_);
+  // A pass and `recsync verify NAME` may find the same copy at once: the
+  // first one moves it aside, the second leaves it be.
+  for (const Finding& o : open_)
+    if (o.rel == f.rel && o.repair == "pending") return;
+  if (!s_.repair || !repairs_) {
+    f.repair = !s_.repair ? "off" : "no peer";  // alarmed only: nothing moves
+    record_locked(f);
+    return;
+  }
+  if (f.kind != Kind::kMissing) f.aside = aside_name(f);
+  if (f.kind != Kind::kMissing && f.aside.empty()) {
+    f.repair = "failed: no free name for the bad copy";
+    record_locked(f);
+    return;
+  }
+  f.repair = "pending";
+  record_locked(f);  // before the move: a crash in it is finished after the restart
+  asked_ms_.erase(ref_of(f).key());
+  l.unlock();
+  if (Status s = move_aside(f); !s) {
+    lg_->error("{}: not repaired: {}", f.rel, s.message());
+    f.repair = "failed: " + s.message();
+    f.aside.clear();
+    l.lock();
+    record_locked(f);
+    return;
+  }
+  lg_->warn("{}: asking the peers for a good copy{}", f.rel,
+            f.aside.empty() ? "" : " (the bad copy is kept as " + f.aside + ")");
+}
+
+// After a crash between saving a pending finding and moving its copy aside
+// (see move_aside): the row still names the bad copy. Finishes the move.
+void Scrubber::settle_moved(const Finding& f, const RecordingRow& row) {
+  if (row.rel != f.rel) return;
+  const bool at_place = env_->lstat(path_join(root_, f.rel)).is_ok();
+  const bool aside = !f.aside.empty() && env_->lstat(path_join(root_, f.aside)).is_ok();
+  Status s;
+  if (at_place && !aside && !f.aside.empty())
+    s = move_aside(f);  // never moved
+  else if (!at_place)
+    s = store_->recordings().remove(f.rel);  // moved (or missing); the row stayed
+  else
+    return;  // both there: leave it to the operator (the alarm stays)
+  lg_->info("{}: interrupted repair resumed{}", f.rel, s ? "" : ": " + s.message());
 }
 
 // The recording is back with the stored hash: read it again, audit, and
@@ -402,7 +434,11 @@ bool Scrubber::repaired(Finding& f) {
   const std::string rel = (*row)->rel;
   auto h = hash_file(env_, path_join(root_, rel));
   if (!h || *h != f.hash) {
-    lg_->warn("{}: the copy received reads {}: still damaged", rel, h ? *h : h.status().message());
+    if (rel == f.rel)
+      settle_moved(f, **row);
+    else
+      lg_->warn("{}: the copy received reads {}: still damaged", rel,
+                h ? *h : h.status().message());
     return false;
   }
   AuditRow a{
@@ -444,7 +480,12 @@ void Scrubber::follow_repairs(bool rerequest_all) {
   bool asked = false;
   for (Finding& f : pending) {
     const replication::RepairRef ref = ref_of(f);
-    if (repaired(f)) {
+    bool back = false;
+    {
+      std::lock_guard<std::mutex> moving(move_mu_);
+      back = repaired(f);
+    }
+    if (back) {
       repairs_->drop(ref);
       done.push_back(ref.key());
       continue;

@@ -128,6 +128,10 @@ class Scrubber {
   void step_pass();
   Finding check(const RecordingRow& r, bool paced, uint64_t* bytes_read, bool* skipped);
   void handle(Finding f);
+  void record_locked(const Finding& f);
+  std::string aside_name(const Finding& f);
+  Status move_aside(const Finding& f);
+  void settle_moved(const Finding& f, const RecordingRow& row);
   void follow_repairs(bool rerequest_all);
   bool repaired(Finding& f);
   void save_open();
@@ -144,7 +148,8 @@ class Scrubber {
   StopFlag stop_;
   std::thread thread_;
 
-  std::mutex mu_;  // everything below
+  std::mutex move_mu_;  // a copy moved aside by one thread at a time (before mu_)
+  std::mutex mu_;       // everything below
   std::condition_variable cv_;
   Settings s_;
   Pacer pacer_;

@@ -151,6 +151,34 @@ TEST_F(ScrubberTest, RepairMovesTheBadCopyAsideAndAsksThePeers) {
   EXPECT_EQ(*store_->audit().count(), 1u);
 }
 
+TEST_F(ScrubberTest, CrashBeforeTheMoveIsFinishedAfterTheRestart) {
+  add("d/c.wav", std::string(100, 'c'), kNow - 4000);
+  fs::resize_file(root_ + "/d/c.wav", 40);
+  // What handle() saves before it moves the copy; then the process died.
+  ASSERT_TRUE(store_->db().set_meta(
+      "scrub.open",
+      R"([{"kind":"size","rel":"d/c.wav","origin":"local","origin_rel":"d/c.wav",)"
+      R"("hash":")" +
+          hash_bytes(std::string(100, 'c').data(), 100) +
+          R"(","size":100,"rec_time_ms":1,"found_ms":2,"detail":"","aside":"d/.recsync-bad.c.wav",)"
+          R"("repair":"pending"}])"));
+  replication::RepairRequests req;
+  req.set_peers({"fs2"});
+  Scrubber s(&env_, store_.get(), root_, "fs1", &req, settings());
+  s.start();
+  std::vector<replication::RepairRef> asked;
+  for (int i = 0; i < 200 && asked.empty(); ++i) {
+    asked = req.take("fs2", 10);
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  EXPECT_EQ(asked.size(), 1u);
+  EXPECT_TRUE(fs::exists(root_ + "/d/.recsync-bad.c.wav"));
+  EXPECT_FALSE(fs::exists(root_ + "/d/c.wav"));
+  EXPECT_FALSE(store_->recordings().get("d/c.wav")->has_value());
+  ASSERT_EQ(s.snapshot().open.size(), 1u);
+  EXPECT_EQ(s.snapshot().open[0].repair, "pending");
+}
+
 TEST_F(ScrubberTest, WrongCopyArrivingDoesNotCloseTheRepair) {
   add("d/a.wav", std::string(100, 'a'), kNow - 4000);
   fs::resize_file(root_ + "/d/a.wav", 50);
