@@ -12,10 +12,12 @@
 // A finding (corrupt, size, missing, unreadable) is logged, counted, listed
 // in status (alarm "scrub") and, with `repair` on and peers configured,
 // repaired through the backfill path (replication/repair_requests.h):
-//   1. the bad copy is moved aside under a hidden name in its folder,
-//      ".recsync-bad.<name>" (rename without replacing; kept, never
-//      overwritten) and its row removed, so the recording reads as absent
-//      here and the receiver publishes the pulled copy at its place;
+//   1. the finding, with a free hidden name in the copy's folder
+//      (".recsync-bad.<name>"), is saved; then the bad copy is moved there
+//      (rename without replacing; kept, never overwritten) and its row
+//      removed, so the recording reads as absent here and the receiver
+//      publishes the pulled copy at its place. A crash between the save and
+//      the move is finished after the restart (settle_moved);
 //   2. every peer is asked (PULL of the identity with its stored hash: a
 //      peer whose copy has another hash answers "conflict" and sends
 //      nothing); the receiver checks the whole-file hash before the rename,
