@@ -149,9 +149,8 @@ TEST(StatusJson, MetricsShowsWhereTheEndpointIsBound) {
   in.metrics_address = "127.0.0.1:40123";
   in.metrics_port = 40123;
   j = status_json(in, kNow);
-  EXPECT_EQ(j["metrics"], json({{"listen", "127.0.0.1:0"},
-                                {"address", "127.0.0.1:40123"},
-                                {"port", 40123}}));
+  EXPECT_EQ(j["metrics"],
+            json({{"listen", "127.0.0.1:0"}, {"address", "127.0.0.1:40123"}, {"port", 40123}}));
 }
 
 TEST(StatusAlarms, EveryRuleAndItsThreshold) {
