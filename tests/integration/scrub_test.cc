@@ -74,31 +74,35 @@ TEST(Scrub, FindsDamageAndRepairsItFromThePeer) {
   const std::vector<std::string> names = {"flip.wav", "short.wav", "gone.wav",
                                           "both.wav", "fine1.wav", "fine2.wav"};
   for (size_t i = 0; i < names.size(); ++i) record(*p.fs1, names[i], 300'000 + i * 1000, 100 + i);
-  ASSERT_TRUE(wait_until([&] { return converged(p, names.size()); }, 60s, 200ms)) << describe(p);
+  record(*p.fs2, "theirs.wav", 250'000, 99);  // fs2's recording, damaged in fs1's archive
+  ASSERT_TRUE(wait_until([&] { return converged(p, names.size() + 1); }, 60s, 200ms))
+      << describe(p);
   std::map<std::string, std::string> rel;
   for (auto& n : names) rel[n] = rel_of(*p.fs1, n);
+  rel["theirs.wav"] = rel_of(*p.fs1, "theirs.wav");
   const std::string a1 = p.fs1->archive + "/", a2 = p.fs2->archive + "/";
   // The damage, on fs1; "both" is damaged on fs2 too (differently).
   flip_bytes(a1 + rel["flip.wav"], 1000);
   fs::resize_file(a1 + rel["short.wav"], 4096);
   fs::remove(a1 + rel["gone.wav"]);
   flip_bytes(a1 + rel["both.wav"], 2000);
+  flip_bytes(a1 + rel["theirs.wav"], 100'000);
   flip_bytes(a2 + rel["both.wav"], 5000);
   const std::string both_bad_fs1 = read_file(a1 + rel["both.wav"]);
 
   Verify v = verify(*p.fs1, {"--now"});
   ASSERT_EQ(v.exit_code, 1) << v.err << v.out.dump(2);
   ASSERT_TRUE(v.out.is_object()) << v.err;
-  EXPECT_EQ(num(v.out, {"files"}), 6) << v.out.dump(2);
-  EXPECT_EQ(num(v.out, {"errors", "corrupt"}), 2) << v.out.dump(2);
+  EXPECT_EQ(num(v.out, {"files"}), 7) << v.out.dump(2);
+  EXPECT_EQ(num(v.out, {"errors", "corrupt"}), 3) << v.out.dump(2);
   EXPECT_EQ(num(v.out, {"errors", "size"}), 1);
   EXPECT_EQ(num(v.out, {"errors", "missing"}), 1);
   EXPECT_NE(alarm_text(p.fs1->status()).find("scrub: "), std::string::npos)
       << alarm_text(p.fs1->status());
 
-  // Three come back from fs2, byte-identical; "both" has no good copy.
+  // Four come back from fs2, byte-identical; "both" has no good copy.
   auto repaired = [&] {
-    for (auto& n : {"flip.wav", "short.wav", "gone.wav"})
+    for (auto& n : {"flip.wav", "short.wav", "gone.wav", "theirs.wav"})
       if (!fs::exists(a1 + rel[n]) || read_file(a1 + rel[n]) != read_file(a2 + rel[n]))
         return false;
     json s = p.fs1->status();
@@ -107,7 +111,7 @@ TEST(Scrub, FindsDamageAndRepairsItFromThePeer) {
   ASSERT_TRUE(wait_until(repaired, 60s, 200ms))
       << p.fs1->status()["scrub"].dump(2) << log_tail(*p.fs1, 20000);
   json sc = p.fs1->status()["scrub"];
-  EXPECT_EQ(num(sc, {"repaired_total"}), 3) << sc.dump(2);
+  EXPECT_EQ(num(sc, {"repaired_total"}), 4) << sc.dump(2);
   const json& open = sc["open"][0];
   EXPECT_EQ(open["path"], rel["both.wav"]);
   EXPECT_EQ(open["kind"], "corrupt");
@@ -124,8 +128,8 @@ TEST(Scrub, FindsDamageAndRepairsItFromThePeer) {
         fs::exists(fs::path(a1 + rel[n]).parent_path() / (".recsync-bad." + std::string(n))));
   // Audited: one line per repair.
   const std::string audit = read_file(p.fs1->state_dir + "/audit.log");
-  EXPECT_EQ(count(audit, "\"policy\":\"repair "), 3u) << audit;
-  EXPECT_EQ(count(audit, "repair corrupt"), 1u) << audit;
+  EXPECT_EQ(count(audit, "\"policy\":\"repair "), 4u) << audit;
+  EXPECT_EQ(count(audit, "repair corrupt"), 2u) << audit;
   EXPECT_EQ(count(audit, "repair size"), 1u) << audit;
   EXPECT_EQ(count(audit, "repair missing"), 1u) << audit;
   // The fine ones were never touched, and fs2's archive is as it was.
@@ -145,8 +149,8 @@ TEST(Scrub, FindsDamageAndRepairsItFromThePeer) {
   auto metrics_show = [&] {
     auto mr = http_get(p.fs1->metrics_address(), "/metrics");
     body = mr ? mr->body : mr.status().to_string();
-    return body.find("recsync_scrub_errors_total{kind=\"corrupt\"} 2") != std::string::npos &&
-           body.find("recsync_scrub_repairs_total 3") != std::string::npos &&
+    return body.find("recsync_scrub_errors_total{kind=\"corrupt\"} 3") != std::string::npos &&
+           body.find("recsync_scrub_repairs_total 4") != std::string::npos &&
            body.find("recsync_scrub_damaged_recordings 1") != std::string::npos;
   };
   EXPECT_TRUE(wait_until(metrics_show, 10s, 200ms)) << body;
