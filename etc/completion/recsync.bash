@@ -5,7 +5,7 @@ _recsync() {
   local cur prev words cword
   _init_completion || return
 
-  local commands="status hold prune locate bandwidth fetch backfill id keygen"
+  local commands="status hold prune locate bandwidth fetch backfill verify id keygen"
   local i cmd="" sub=""
   for ((i = 1; i < cword; i++)); do
     case "${words[i]}" in
@@ -58,6 +58,7 @@ _recsync() {
     bandwidth) opts="--for --clear --json" ;;
     fetch) opts="--window --json" ;;
     backfill) opts="--dry-run --json --peer" ;;
+    verify) opts="--now --json" ;;
     keygen) opts="--force" ;;
     id) opts="" ;;
   esac

@@ -85,6 +85,13 @@ struct Config {
     std::string listen = "127.0.0.1:9465";  // "" disables
   } metrics;
 
+  // [scrub]: re-reading archived recordings against their stored hash.
+  struct {
+    Millis interval{7LL * 24 * 3600 * 1000};  // between background passes; 0 = none
+    uint64_t rate_bps = 20'000'000;           // read pace; 0 = unpaced
+    bool repair = true;                       // pull a damaged recording from a peer
+  } scrub;
+
   // Where each key was written: "spool.path" -> line of its value, and each
   // section's header: "spool" -> line of "[spool]". Keys left at their
   // default have no entry. Filled by the parser; empty for a default Config.

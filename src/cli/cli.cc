@@ -29,8 +29,10 @@ struct Ctx {
   bool check = false, watch = false, dry_run = false, force = false, window = false;
   int interval = 2;
   std::string target, reason, id;
-  std::string rate, for_duration;  // bandwidth RATE [--for D]
-  bool clear = false;              // bandwidth --clear
+  std::string rate, for_duration;    // bandwidth RATE [--for D]
+  bool clear = false;                // bandwidth --clear
+  bool now = false;                  // verify --now
+  std::vector<std::string> targets;  // verify ID|PATH...
 };
 
 void print(const std::string& s) { std::fputs(s.c_str(), stdout); }
@@ -268,6 +270,67 @@ int cmd_backfill(const Ctx& c) {
   }
 }
 
+// verify ID|PATH...: reads them now; 0 all good, 1 damage found.
+int verify_targets(const Ctx& c) {
+  json r;
+  if (int rc =
+          call(c, {{"cmd", "scrub_check"}, {"targets", c.targets}}, &r, std::chrono::minutes(30));
+      rc != kExitOk)
+    return rc;
+  r.erase("ok");
+  if (c.json_out)
+    print_json(r);
+  else if (r["findings"].empty())
+    std::printf("%llu recording(s) checked: all match their stored hash\n",
+                static_cast<unsigned long long>(r["checked"].get<uint64_t>()));
+  else
+    print(human_findings(r["findings"]));
+  return r["findings"].empty() ? kExitOk : kExitFailure;
+}
+
+// verify: a whole pass (or the running one), followed to its end; Ctrl-C
+// leaves it running in the daemon. 0 no damage, 1 damage found.
+int cmd_verify(const Ctx& c) {
+  if (!c.targets.empty()) return verify_targets(c);
+  json r;
+  if (int rc = call(c, {{"cmd", "scrub_status"}}, &r); rc != kExitOk) return rc;
+  const std::string before = r["scrub"].value("last_end", "");
+  const bool attach = r["scrub"].value("running", false);
+  if (int rc = call(c, {{"cmd", "scrub_start"}, {"unpaced", c.now}}, &r); rc != kExitOk) return rc;
+  const bool bar = !c.json_out && isatty(STDOUT_FILENO);
+  std::signal(SIGINT, [](int) { g_interrupted = 1; });
+  for (;;) {
+    if (int rc = call(c, {{"cmd", "scrub_status"}}, &r); rc != kExitOk) return rc;
+    const json& sc = r["scrub"];
+    const bool over = !sc.value("running", false) && (attach || sc.value("last_end", "") != before);
+    if (bar)
+      std::printf("\r\033[Kscrub: %llu files (%s) checked, %s",
+                  static_cast<unsigned long long>(sc["files"].get<uint64_t>()),
+                  format_bytes(sc["bytes"].get<uint64_t>()).c_str(),
+                  scrub_errors_text(sc["errors"]).c_str());
+    std::fflush(stdout);
+    if (over) {
+      if (bar) std::printf("\n");
+      if (c.json_out) {
+        print_json(sc);
+      } else {
+        print(human_scrub(sc));
+        print(human_findings(sc["open"]));
+      }
+      uint64_t errors = 0;
+      for (auto& [k, v] : sc["errors"].items()) errors += v.get<uint64_t>();
+      return errors == 0 && sc["open"].empty() ? kExitOk : kExitFailure;
+    }
+    for (int i = 0; i < 5 && !g_interrupted; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (g_interrupted) {
+      if (bar) std::printf("\n");
+      std::fprintf(stderr, "recsync: the scrub goes on in the daemon; `recsync status` shows it\n");
+      return kExitOk;
+    }
+  }
+}
+
 int usage(const std::string& why) {
   std::fprintf(stderr, "recsync: %s\n", why.c_str());
   return kExitUsage;
@@ -374,6 +437,14 @@ void build(CLI::App& app, Ctx& c, std::function<int()>& run) {
   backfill->add_flag("--json", c.json_out, "one JSON line per second, and a final one");
   backfill->add_option("--peer", c.target, "only this peer (a [[peer]] name)");
   backfill->callback(on(cmd_backfill));
+
+  auto* verify = app.add_subcommand(
+      "verify", "re-read archived recordings against their stored hash (a scrub pass now)");
+  verify->add_option("target", c.targets,
+                     "recording ids or archive paths to check now (default: a whole pass)");
+  verify->add_flag("--now", c.now, "read at full speed, not at [scrub] rate");
+  verify->add_flag("--json", c.json_out, "machine-readable output");
+  verify->callback(on(cmd_verify));
 
   app.add_subcommand("id", "print this node's fingerprint (for the peer's [[peer]] fingerprint)")
       ->callback([&] { run = [&c] { return cmd_identity(c, false); }; });

@@ -91,6 +91,58 @@ std::string human_object_store(const json& t) {
   return o;
 }
 
+std::string scrub_errors_text(const json& errors) {
+  std::string t;
+  uint64_t n = 0;
+  for (auto& [k, v] : errors.items())
+    if (v.get<uint64_t>()) {
+      t += fmt::format("{}{} {}", t.empty() ? "" : ", ", v.get<uint64_t>(), k);
+      n += v.get<uint64_t>();
+    }
+  return n ? t : "no damage";
+}
+
+std::string human_scrub(const json& sc) {
+  const std::string last = sc.value("last_start", ""), end = sc.value("last_end", "");
+  const uint64_t rate = sc.value("rate_bps", uint64_t{0});
+  std::string o;
+  if (sc.value("running", false))
+    o = fmt::format("scrub      running since {} at {}: {} files ({}) checked, {}\n", last,
+                    sc.value("unpaced", false) ? "full speed"
+                    : rate                     ? format_bytes(rate) + "/s"
+                                               : "full speed",
+                    sc["files"].get<uint64_t>(), format_bytes(sc["bytes"].get<uint64_t>()),
+                    scrub_errors_text(sc["errors"]));
+  else if (end.empty())
+    o = "scrub      no pass yet";
+  else
+    o = fmt::format("scrub      last pass {} to {}: {} files ({}), {}", last, end,
+                    sc["files"].get<uint64_t>(), format_bytes(sc["bytes"].get<uint64_t>()),
+                    scrub_errors_text(sc["errors"]));
+  if (!sc.value("running", false)) {
+    const std::string next = sc.value("next", "");
+    o += next.empty() ? "; no background passes\n" : "; next " + next + "\n";
+  }
+  if (sc.value("repaired_total", uint64_t{0}))
+    o += fmt::format("           {} repaired from a peer since start\n",
+                     sc["repaired_total"].get<uint64_t>());
+  return o;
+}
+
+std::string human_findings(const json& findings) {
+  std::string o;
+  for (const json& f : findings) {
+    std::string peers;
+    for (auto& [p, a] : f["peers"].items())
+      peers += fmt::format("{}{}: {}", peers.empty() ? " (" : ", ", p, a.get<std::string>());
+    if (!peers.empty()) peers += ")";
+    o += fmt::format("{:<10} {}: {}; repair: {}{}\n", f["kind"].get<std::string>(),
+                     f["path"].get<std::string>(), f["detail"].get<std::string>(),
+                     f["repair"].get<std::string>(), peers);
+  }
+  return o;
+}
+
 std::string human_status(const json& s) {
   std::string o;
   o += fmt::format("recsyncd {} on {}, up {}\n", s["version"].get<std::string>(),
@@ -133,6 +185,7 @@ std::string human_status(const json& s) {
                      format_bytes(bf["bytes_done"].get<uint64_t>()), format_bytes(total),
                      bf["dry_run"].get<bool>() ? " (dry run)" : "");
   }
+  if (s.contains("scrub") && s["scrub"].is_object()) o += human_scrub(s["scrub"]);
   if (s["alarms"].empty()) {
     o += "alarms     none\n";
   } else {

@@ -8,6 +8,13 @@ namespace recsync {
 
 // `recsync status`: a few aligned lines per component, one per alarm.
 std::string human_status(const nlohmann::json& status);
+// The scrub lines of it (status["scrub"], scrub/report.h snapshot_json).
+std::string human_scrub(const nlohmann::json& scrub);
+// "2 corrupt, 1 size" from a scrub's errors by kind, "no damage" for none.
+std::string scrub_errors_text(const nlohmann::json& errors);
+// One line per scrub finding: kind, path, what was read, the repair's state
+// and each peer's answer.
+std::string human_findings(const nlohmann::json& findings);
 // The object-store lines of it (status["object_store"], enabled).
 std::string human_object_store(const nlohmann::json& object_store);
 

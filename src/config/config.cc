@@ -159,6 +159,19 @@ const Field kFields[] = {
      APPLY(return get_address(it, true, true, &c.metrics.listen)),
      nullptr},
 
+    {{"scrub.interval", "\"7d\"",
+      "time between background scrub passes (re-reading the archive against the stored "
+      "hashes); \"0\" = none (`recsync verify` still runs one)"},
+     APPLY(return get_duration(it, Millis{0}, &c.scrub.interval)),
+     nullptr},
+    {{"scrub.rate", "\"20MB/s\"", "how fast a scrub pass reads, e.g. \"20MB/s\"; \"0\" = unpaced"},
+     APPLY(return get_bandwidth(it, &c.scrub.rate_bps)),
+     nullptr},
+    {{"scrub.repair", "true",
+      "replace a damaged recording with a peer's good copy (pulled over the backfill lane)"},
+     APPLY(return get_bool(it, &c.scrub.repair)),
+     nullptr},
+
     {{"object_store.endpoint", "",
       "S3 endpoint, http://host:port or https://host[:port] (required in [object_store]); "
       "without an [object_store] section there is no object-store tier"},

@@ -6,6 +6,7 @@
 #include "recsync/clock.h"
 #include "recsync/log.h"
 #include "retention/plan.h"
+#include "scrub/report.h"
 
 namespace recsync {
 
@@ -274,6 +275,45 @@ void bandwidth(ControlContext& c, const json& req, const PeerCred& who, Reply& r
   reply(j);
 }
 
+void scrub_start(ControlContext& c, const json& req, const PeerCred& who, Reply& reply) {
+  if (!c.scrub) return reply(error("no scrub in this daemon"));
+  const bool unpaced = req.value("unpaced", false);
+  c.scrub->start_pass(unpaced);
+  log::get("control")->info("scrub pass requested by uid {}{}", who.uid,
+                            unpaced ? " (unpaced)" : "");
+  reply({{"ok", true}, {"scrub", scrub::snapshot_json(c.scrub->snapshot(), c.node)}});
+}
+
+void scrub_status(ControlContext& c, const json&, const PeerCred&, Reply& reply) {
+  if (!c.scrub) return reply(error("no scrub in this daemon"));
+  reply({{"ok", true}, {"scrub", scrub::snapshot_json(c.scrub->snapshot(), c.node)}});
+}
+
+// Reads the named recordings now (off the loop); findings are handled as a
+// pass handles them (alarm, repair).
+void scrub_check(ControlContext& c, const json& req, const PeerCred& who, Reply& reply) {
+  if (!c.scrub) return reply(error("no scrub in this daemon"));
+  std::vector<std::string> targets;
+  if (req.contains("targets") && req["targets"].is_array())
+    for (const json& t : req["targets"])
+      if (t.is_string() && !t.get<std::string>().empty()) targets.push_back(t.get<std::string>());
+  if (targets.empty()) return reply(error("scrub_check needs targets (recording ids or paths)"));
+  log::get("control")->info("verify of {} recording(s) requested by uid {}", targets.size(),
+                            who.uid);
+  scrub::Scrubber* sc = c.scrub;
+  const std::string node = c.node;
+  c.off_loop(
+      [sc, node, targets] {
+        size_t checked = 0;
+        auto r = sc->check_now(targets, &checked);
+        if (!r) return error(r.status().message());
+        json a = json::array();
+        for (const scrub::Finding& f : *r) a.push_back(scrub::finding_json(f, node));
+        return json{{"ok", true}, {"checked", checked}, {"findings", a}};
+      },
+      std::move(reply));
+}
+
 const std::map<std::string, Handler>& handlers() {
   static const std::map<std::string, Handler> h = {{"status", status},
                                                    {"hold_add", hold_add},
@@ -285,7 +325,10 @@ const std::map<std::string, Handler>& handlers() {
                                                    {"backfill_start", backfill_start},
                                                    {"backfill_status", backfill_status},
                                                    {"bandwidth", bandwidth},
-                                                   {"fetch", fetch}};
+                                                   {"fetch", fetch},
+                                                   {"scrub_start", scrub_start},
+                                                   {"scrub_status", scrub_status},
+                                                   {"scrub_check", scrub_check}};
   return h;
 }
 

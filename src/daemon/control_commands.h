@@ -22,6 +22,10 @@
 //     action "show" (default), "set" {cap_bps, for_ms (0 = until cleared,
 //     at most kMaxBandwidthOverride)}, "clear"; set and clear are audited
 //     with the caller's uid (replication/bandwidth.h)
+//   scrub_start {unpaced}          a scrub pass now (or the running one)
+//   scrub_status                   the scrub as status shows it (scrub/report.h)
+//   scrub_check {targets}          reads the named recordings now (off the
+//                                  loop): {checked, findings}
 // Unknown commands and bad arguments answer {"ok": false, "error": ...}.
 //
 // Threads: handle_control() on the owner thread only.
@@ -36,6 +40,7 @@
 #include "replication/bandwidth.h"
 #include "replication/service.h"
 #include "retention/scheduler.h"
+#include "scrub/scrubber.h"
 #include "state/store.h"
 
 namespace recsync {
@@ -53,6 +58,7 @@ struct ControlContext {
   std::string spool_root, archive_root;
   replication::BandwidthControl* bandwidth = nullptr;  // null: the command says so
   objtier::ObjectTier* tier = nullptr;                 // null without [object_store]
+  scrub::Scrubber* scrub = nullptr;                    // always set by the daemon
   std::function<nlohmann::json()> status;
   std::function<void()> reload;
   // Runs work on another thread and calls done(result) back on the owner

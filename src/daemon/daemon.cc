@@ -14,6 +14,7 @@
 #include "daemon/control_commands.h"
 #include "daemon/metrics_endpoint.h"
 #include "daemon/preflight.h"
+#include "daemon/settings.h"
 #include "daemon/status.h"
 #include "objtier/object_tier.h"
 #include "peer/identity.h"
@@ -23,6 +24,7 @@
 #include "replication/bandwidth.h"
 #include "replication/service.h"
 #include "retention/scheduler.h"
+#include "scrub/scrubber.h"
 #include "state/store.h"
 #include "watch/inotify_watcher.h"
 
@@ -34,22 +36,6 @@ using json = nlohmann::json;
 // Left in state_dir by a clean stop; its absence at start means the last run
 // crashed or was killed.
 constexpr const char* kCleanShutdownMarker = "clean-shutdown";
-
-RetentionSettings retention_settings(const Config& c) {
-  RetentionSettings s;
-  s.policy = {c.retention.keep, c.retention.clock_tolerance,
-              c.object_store.enabled ? c.object_store.keep_local_or(c.retention.keep) : Millis{0},
-              c.object_store.keep_fetched};
-  s.interval = c.retention.interval;
-  s.pace = c.retention.pace;
-  s.tmp_grace = c.retention.tmp_grace;
-  s.audit_log_path = c.audit_log_path();
-  return s;
-}
-
-replication::BandwidthSettings bandwidth_settings(const Config& c) {
-  return {c.replication.bandwidth_bps, c.replication.schedule, c.replication.schedule_text};
-}
 
 void close_handle(void* h) {
   auto* handle = static_cast<uv_handle_t*>(h);
@@ -105,6 +91,7 @@ class Daemon::Impl {
   std::unique_ptr<replication::Service> repl_;  // null on a single node
   std::unique_ptr<replication::BandwidthControl> bandwidth_;
   std::unique_ptr<objtier::ObjectTier> tier_;  // null without [object_store]
+  std::unique_ptr<scrub::Scrubber> scrub_;     // repairs from the peers (null: alarms only)
   std::unique_ptr<ControlServer> control_;
   ControlContext control_ctx_;
   std::unique_ptr<MetricsEndpoint> metrics_;  // null when [metrics] listen = ""
@@ -235,6 +222,9 @@ Status Daemon::Impl::start_components() {
   retention_ = std::make_unique<RetentionScheduler>(env_, store_.get(), cfg_.archive.path,
                                                     retention_settings(cfg_));
   retention_->set_object_tier(tier_.get());
+  scrub_ =
+      std::make_unique<scrub::Scrubber>(env_, store_.get(), cfg_.archive.path, cfg_.node,
+                                        repl_ ? &repl_->repairs() : nullptr, scrub_settings(cfg_));
   reconciler_ = std::make_unique<ArchiveReconciler>(env_, store_.get(), cfg_.archive.path,
                                                     start_ms_, cfg_.node, placer_.get());
   control_ctx_ = ControlContext{cfg_.node,       env_,
@@ -243,27 +233,10 @@ Status Daemon::Impl::start_components() {
                                 cfg_.spool.path, cfg_.archive.path};
   control_ctx_.bandwidth = bandwidth_.get();
   control_ctx_.tier = tier_.get();
+  control_ctx_.scrub = scrub_.get();
   control_ctx_.status = [this] { return status(); };
   control_ctx_.reload = [this] { reload(); };
-  control_ctx_.off_loop = [this](std::function<json()> work, std::function<void(json)> done) {
-    struct Job {
-      uv_work_t w;
-      std::function<json()> work;
-      std::function<void(json)> done;
-      json result;
-    };
-    auto* job = new Job{{}, std::move(work), std::move(done), {}};
-    job->w.data = job;
-    uv_queue_work(
-        &loop_, &job->w,
-        [](uv_work_t* w) {
-          static_cast<Job*>(w->data)->result = static_cast<Job*>(w->data)->work();
-        },
-        [](uv_work_t* w, int) {
-          std::unique_ptr<Job> j(static_cast<Job*>(w->data));
-          j->done(std::move(j->result));
-        });
-  };
+  control_ctx_.off_loop = off_loop_runner(&loop_);
   return Status::ok();
 }
 
@@ -356,6 +329,8 @@ Status Daemon::Impl::run() {
       return out;
     });
   retention_->start();
+  scrub_->set_pruning([r = retention_.get()] { return r->snapshot().running; });
+  scrub_->start();
   bandwidth_->apply(env_->now(), "schedule");
   if (repl_) repl_->start();
   if (tier_) tier_->start();
@@ -369,6 +344,7 @@ Status Daemon::Impl::run() {
 
   // The loop has ended: every handle is closed; join the threads.
   retention_->stop();
+  scrub_->stop();
   reconciler_->stop();
   int rc = uv_loop_close(&loop_);
   if (rc != 0) lg_->warn("event loop closed with handles open: {}", uv_strerror(rc));
@@ -442,6 +418,7 @@ void Daemon::Impl::reload() {
   bandwidth_->reload(bandwidth_settings(n), env_->now());
   spool_->reload(n.spool.include, n.spool.exclude, n.spool.settle, n.archive.retry_max);
   retention_->set_settings(retention_settings(n));
+  scrub_->set_settings(scrub_settings(n));
   lg_->info("SIGHUP: configuration reloaded from {}", cfg_.source);
   spool_->rescan("");  // include patterns may have widened
 }
@@ -470,6 +447,7 @@ StatusInputs Daemon::Impl::status_inputs(bool alarms_only) {
   in.bandwidth_default_bps = cfg_.replication.bandwidth_bps;
   in.schedule_text = cfg_.replication.schedule_text;
   in.retention = retention_->snapshot();
+  in.scrub = scrub_->snapshot();
   if (!watch_alarm_.empty()) in.other_alarms.push_back({"critical", watch_alarm_});
   in.other_alarms.insert(in.other_alarms.end(), alarms_.begin(), alarms_.end());
   in.metrics_listen = cfg_.metrics.listen;

@@ -238,6 +238,30 @@ void collect_identity_and_backfill(const StatusInputs& in, Writer& w) {
           running && bytes > done_bytes ? bytes - done_bytes : 0);
 }
 
+// The scrub (scrub/scrubber.h): counters since start, the open findings.
+void collect_scrub(const scrub::Snapshot& s, Writer& w) {
+  w.gauge("recsync_scrub_running", "Whether a scrub pass is running (1) or not (0).",
+          s.running ? 1 : 0);
+  w.gauge("recsync_scrub_last_end_timestamp_seconds",
+          "When the last scrub pass ended, as Unix time in seconds; 0 = none yet.",
+          s.last_end_ms ? *s.last_end_ms / 1000.0 : 0);
+  w.counter("recsync_scrub_checked_files_total",
+            "Archived recordings re-read and compared with their stored hash since start.",
+            s.totals.files);
+  w.counter("recsync_scrub_checked_bytes_total", "Bytes re-read by the scrub since start.",
+            s.totals.bytes);
+  if (w.family("recsync_scrub_errors_total", MetricType::kCounter,
+               "Damaged copies found by the scrub since start, by kind (corrupt: hash "
+               "mismatch, size, missing, unreadable)."))
+    for (scrub::Kind k : scrub::kErrorKinds)
+      w.sample({{"kind", scrub::kind_name(k)}}, s.totals.errors[static_cast<int>(k)]);
+  w.counter("recsync_scrub_repairs_total",
+            "Damaged recordings replaced with a peer's verified copy since start.",
+            s.repairs_total);
+  w.gauge("recsync_scrub_damaged_recordings",
+          "Damaged recordings found by the scrub and not repaired yet.", s.open.size());
+}
+
 }  // namespace
 
 void collect_daemon_metrics(const StatusInputs& in, int64_t now_ms, Exposition& out) {
@@ -250,6 +274,7 @@ void collect_daemon_metrics(const StatusInputs& in, int64_t now_ms, Exposition& 
   collect_bandwidth(in, w);
   if (in.repl && !in.repl->peers.empty()) collect_peers(*in.repl, now_ms, w);
   collect_identity_and_backfill(in, w);
+  if (in.scrub) collect_scrub(*in.scrub, w);
 }
 
 std::string render_metrics(const StatusInputs& in, int64_t now_ms,

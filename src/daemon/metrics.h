@@ -40,6 +40,12 @@
 //   recsync_identity_{collisions,conflicts}_total    since start
 //   recsync_backfill_running                         0/1
 //   recsync_backfill_remaining_{files,bytes}         of the running backfill; 0 when none
+//   recsync_scrub_running                            0/1
+//   recsync_scrub_last_end_timestamp_seconds         0 = none yet
+//   recsync_scrub_checked_{files,bytes}_total        since start
+//   recsync_scrub_errors_total{kind}                 corrupt, missing, unreadable, size
+//   recsync_scrub_repairs_total                      since start
+//   recsync_scrub_damaged_recordings                 found and not repaired yet
 // Then the HTTP server's own recsync_metrics_http_* and recsync_metrics_render_seconds
 // (metrics/http_server.h).
 //

@@ -4,6 +4,7 @@
 
 #include "recsync/clock.h"
 #include "recsync/units.h"
+#include "scrub/report.h"
 
 namespace recsync {
 
@@ -238,6 +239,8 @@ std::vector<Alarm> status_alarms(const StatusInputs& in, int64_t now) {
                              "from the copy here; neither was replaced (log: \"conflict:\")",
                              in.conflicts)});
   if (in.object_store) object_store_alarms(*in.object_store, now, a);
+  if (in.scrub)
+    if (auto sa = scrub::scrub_alarm(*in.scrub)) a.push_back({sa->first, sa->second});
   const PruneReport& last = in.retention.last;
   if (!last.refused.empty() && last.refused != "retention disabled")
     a.push_back({"warning", "retention refused: " + last.refused});
@@ -296,6 +299,7 @@ json status_json(const StatusInputs& in, int64_t now) {
                     {"last_objects_held", r.last.objects.held}};
   j["object_store"] = object_store_json(in.object_store, now);
   j["backfill"] = in.backfill ? backfill_json(*in.backfill) : json(nullptr);
+  j["scrub"] = in.scrub ? scrub::snapshot_json(*in.scrub, in.node) : json(nullptr);
   j["identity"] = {{"collisions", in.collisions}, {"conflicts", in.conflicts}};
   const bool serving = !in.metrics_address.empty();
   j["metrics"] = {{"listen", in.metrics_listen},

@@ -13,7 +13,8 @@
 // credentials refused (critical), quota (critical), unreachable or failing
 // with uploads waiting (warning), the oldest upload waiting longer than
 // upload_warn (warning: `recsync status --check` exits 1), uploads waiting
-// for a retry or in conflict (warning), object deletions failing (warning).
+// for a retry or in conflict (warning), object deletions failing (warning);
+// damaged recordings found by the scrub (scrub/report.h scrub_alarm).
 //
 // Thread safety: pure functions; any thread.
 #include <cstdint>
@@ -29,6 +30,7 @@
 #include "replication/bandwidth.h"
 #include "replication/service.h"
 #include "retention/scheduler.h"
+#include "scrub/scrubber.h"
 #include "state/rows.h"
 
 namespace recsync {
@@ -75,9 +77,10 @@ struct StatusInputs {
   // ("" / 0 when off), so a client finds a port-0 server.
   std::string metrics_listen, metrics_address;
   uint16_t metrics_port = 0;
-  // Issue 11's remaining parts add their snapshots here (backfill progress,
-  // erasures, scrub results, peer clock offsets), read by status_json and
-  // daemon/metrics.h alike.
+  // the scrub (nullopt: none; the daemon always has one)
+  std::optional<scrub::Snapshot> scrub;
+  // Issue 11's remaining parts add their snapshots here (erasures, peer
+  // clock offsets), read by status_json and daemon/metrics.h alike.
 };
 
 // Spool usage against the watermarks, or nullopt below them.

@@ -302,6 +302,27 @@ Status BackfillClient::send_pull_batch(std::vector<BackfillItem>& items) {
   return ctx_.store->backfill().set_state(gone, BackfillItem::kGone);
 }
 
+Result<std::vector<backfill::PullResult>> BackfillClient::pull_refs(
+    const std::vector<RepairRef>& refs) {
+  backfill::PullMsg req{next_id_++, {}};
+  for (const RepairRef& r : refs) {
+    backfill::RecordingRef ref;
+    ref.path = r.origin_rel;
+    ref.origin = r.origin;
+    ref.size = r.size;
+    if (!backfill::hash_from_text(r.hash, &ref.has_hash, ref.hash)) ref.has_hash = false;
+    req.recordings.push_back(std::move(ref));
+  }
+  RECSYNC_RETURN_IF_ERROR(send_msg(c_, FrameType::kPull, req));
+  auto fr = recv_reply(FrameType::kPullRep);
+  if (!fr) return fr.status();
+  backfill::PullRepMsg rep;
+  RECSYNC_RETURN_IF_ERROR(backfill::decode(fr->payload, &rep));
+  if (rep.id != req.id || rep.results.size() != refs.size())
+    return Status::corrupt("repair: PULL_REP does not answer the PULL");
+  return rep.results;
+}
+
 Status BackfillClient::pull(int64_t job, bool again) {
   for (int state : {BackfillItem::kPlanned, BackfillItem::kRequested}) {
     if (state == BackfillItem::kRequested && !again) break;
@@ -316,6 +337,26 @@ Status BackfillClient::pull(int64_t job, bool again) {
       RECSYNC_RETURN_IF_ERROR(send_pull_batch(*items));
     }
   }
+  return Status::ok();
+}
+
+Status pull_repairs(LinkContext& ctx, peer::Connection& c, const std::string& peer,
+                    uint64_t& next_id, bool& worked) {
+  if (!ctx.repairs) return Status::ok();
+  auto refs = ctx.repairs->take(peer, backfill::kMaxEntriesPerFrame / 2);
+  if (refs.empty()) return Status::ok();
+  worked = true;
+  BackfillClient bc(ctx, c, peer, next_id);
+  auto r = bc.pull_refs(refs);
+  if (!r) return r.status().with_context("repair PULL");
+  static constexpr const char* kNames[] = {"queued", "not here", "erased", "conflict"};
+  for (size_t i = 0; i < refs.size(); ++i) {
+    const auto k = static_cast<size_t>((*r)[i]);
+    ctx.repairs->answered(peer, refs[i], k < 4 ? kNames[k] : "unknown");
+  }
+  ctx.lg->info("repair: asked peer {} for {} recordings (first: {}: {})", peer, refs.size(),
+               refs.front().origin_rel,
+               kNames[std::min<size_t>(static_cast<size_t>(r->front()), 3)]);
   return Status::ok();
 }
 

@@ -31,6 +31,7 @@
 #include "backfill/messages.h"
 #include "peer/connection.h"
 #include "replication/link.h"
+#include "replication/repair_requests.h"
 
 namespace recsync::replication {
 
@@ -48,6 +49,9 @@ class BackfillClient {
   Result<BackfillPlanResult> plan(int64_t job, bool dry_run, int64_t window_start_ms);
   // again: also the pulls already requested (after a reconnect).
   Status pull(int64_t job, bool again);
+  // Scrub repairs (repair_requests.h): one PULL for refs (at most
+  // backfill::kMaxEntriesPerFrame / 2), the peer's answer for each, in order.
+  Result<std::vector<backfill::PullResult>> pull_refs(const std::vector<RepairRef>& refs);
 
  private:
   Status exchange_holds(bool dry_run, BackfillPlanResult& out);
@@ -65,5 +69,12 @@ class BackfillClient {
   const std::string peer_;
   uint64_t& next_id_;
 };
+
+// The backfill lane's share of scrub repairs: sends the PULL for what
+// ctx.repairs holds for `peer`, if anything (worked = true then), and
+// records the answers. An error is the link's; the refs taken are asked for
+// again when the scrubber repeats its request.
+Status pull_repairs(LinkContext& ctx, peer::Connection& c, const std::string& peer,
+                    uint64_t& next_id, bool& worked);
 
 }  // namespace recsync::replication

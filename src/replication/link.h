@@ -69,7 +69,8 @@ struct LinkContext {
   PeerBoard& board;
   Placer& placer;
   StopFlag& stop;
-  class BackfillJobs* jobs = nullptr;  // set by the Service once built
+  class BackfillJobs* jobs = nullptr;       // set by the Service once built
+  class RepairRequests* repairs = nullptr;  // likewise (scrub repairs)
   std::shared_ptr<spdlog::logger> lg = log::get("replication");
 
   int64_t now_ms() const { return to_ms(env->now()); }

@@ -198,7 +198,8 @@ Status Sender::step(Link& l, uint64_t& next_id, bool& worked) {
 
 Status Sender::backfill_step(Link& l, uint64_t& next_id, bool& worked) {
   worked = false;
-  if (!ctx_.jobs) return Status::ok();
+  RECSYNC_RETURN_IF_ERROR(pull_repairs(ctx_, l.c, cfg_.name, next_id, worked));  // scrub
+  if (worked || !ctx_.jobs) return Status::ok();
   auto w = ctx_.jobs->work_for(cfg_.name);
   if (!w) return Status::ok();
   BackfillClient bc(ctx_, l.c, cfg_.name, next_id);

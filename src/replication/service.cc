@@ -5,6 +5,7 @@
 #include "recsync/units.h"
 #include "replication/backfill_jobs.h"
 #include "replication/receiver.h"
+#include "replication/repair_requests.h"
 #include "replication/sender.h"
 
 namespace recsync::replication {
@@ -44,6 +45,9 @@ Result<std::unique_ptr<Service>> Service::create(Env* env, StateStore* store,
                                 *s->opt_.placer, s->stop_});
   s->jobs_ = std::make_unique<BackfillJobs>(*s->ctx_);
   s->ctx_->jobs = s->jobs_.get();
+  s->repairs_ = std::make_unique<RepairRequests>();
+  s->repairs_->set_peers(s->peer_names());
+  s->ctx_->repairs = s->repairs_.get();
   s->receiver_ = std::make_unique<Receiver>(*s->ctx_, *fd);
   for (size_t i = 0; i < s->board_.size(); ++i)
     for (peer::Lane lane : {peer::Lane::kLive, peer::Lane::kBackfill})

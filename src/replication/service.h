@@ -30,6 +30,7 @@ namespace recsync::replication {
 class Sender;
 class Receiver;
 class BackfillJobs;
+class RepairRequests;
 
 struct ServiceStatus {
   std::string listen;
@@ -60,6 +61,8 @@ class Service {
   Governor& governor() { return *gov_; }
   // Backfill jobs (start, attach, view); tick() every second.
   BackfillJobs& backfill() { return *jobs_; }
+  // Scrub repairs pulled from the peers over the backfill lane.
+  RepairRequests& repairs() { return *repairs_; }
   void tick();
   std::vector<std::string> peer_names() const;
   // The board alone (no store access): any thread.
@@ -85,6 +88,7 @@ class Service {
   std::unique_ptr<LinkContext> ctx_;
   uint16_t listen_port_ = 0;
   std::unique_ptr<BackfillJobs> jobs_;
+  std::unique_ptr<RepairRequests> repairs_;
   std::unique_ptr<Receiver> receiver_;
   std::vector<std::unique_ptr<Sender>> senders_;
   bool started_ = false, stopped_ = false;

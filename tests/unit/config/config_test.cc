@@ -68,6 +68,7 @@ std::string dump(const Config& c) {
   for (const auto& p : c.peers)
     o << "\npeer=" << p.name << "," << p.address << "," << p.fingerprint;
   o << "\nmetrics.listen=" << c.metrics.listen;
+  o << "\nscrub=" << c.scrub.interval.count() << "," << c.scrub.rate_bps << "," << c.scrub.repair;
   const auto& os = c.object_store;
   o << "\nobject_store=" << os.enabled << "," << os.endpoint << "," << os.bucket << "," << os.region
     << "," << os.prefix << "," << os.ca_file << "," << os.credentials << ","
@@ -643,6 +644,23 @@ std::string doc_with(const std::string& key, const std::string& value) {
   return out;
 }
 
+TEST(Config, ScrubSection) {
+  auto c = parse(kBase + "[scrub]\ninterval = \"0\"\nrate = \"5MB/s\"\nrepair = false\n");
+  ASSERT_TRUE(c) << c.status().message();
+  EXPECT_EQ(c->scrub.interval.count(), 0);
+  EXPECT_EQ(c->scrub.rate_bps, 5'000'000u);
+  EXPECT_FALSE(c->scrub.repair);
+  auto d = parse(kBase);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->scrub.interval.count(), 7LL * 24 * 3600 * 1000);
+  EXPECT_EQ(d->scrub.rate_bps, 20'000'000u);
+  EXPECT_TRUE(d->scrub.repair);
+  EXPECT_NE(error_of(kBase + "[scrub]\nrate = \"fast\"\n").find("test.conf:6:"), std::string::npos)
+      << error_of(kBase + "[scrub]\nrate = \"fast\"\n");
+  EXPECT_NE(error_of(kBase + "[scrub]\n\ninterval = \"soon\"\n").find("test.conf:7:"),
+            std::string::npos);
+}
+
 TEST(ConfigKeys, AgreeWithTheParser) {
   // Values for keys without a default (required or computed).
   const std::map<std::string, std::string> samples = {
@@ -733,6 +751,9 @@ TEST(ConfigKeys, AgreeWithTheParser) {
                             "peer.address",
                             "peer.fingerprint",
                             "metrics.listen",
+                            "scrub.interval",
+                            "scrub.rate",
+                            "scrub.repair",
                             "object_store.endpoint",
                             "object_store.bucket",
                             "object_store.region",
@@ -755,8 +776,9 @@ TEST(ConfigKeys, AgreeWithTheParser) {
     std::string s = n.find('.') == std::string::npos ? "" : n.substr(0, n.find('.'));
     if (order.empty() || order.back() != s) order.push_back(s);
   }
-  EXPECT_EQ(order, (std::vector<std::string>{"", "log", "control", "spool", "archive", "retention",
-                                             "replication", "peer", "metrics", "object_store"}));
+  EXPECT_EQ(order,
+            (std::vector<std::string>{"", "log", "control", "spool", "archive", "retention",
+                                      "replication", "peer", "metrics", "scrub", "object_store"}));
 }
 
 TEST(Config, ObjectStoreSection) {

@@ -210,6 +210,38 @@ TEST(DaemonMetrics, ClockOffsetIdentityAndBackfill) {
   EXPECT_EQ(s["recsync_backfill_remaining_files"], 0) << "a finished job leaves nothing to do";
 }
 
+TEST(DaemonMetrics, Scrub) {
+  StatusInputs in = single_node();
+  auto s = samples(render_metrics(in, kNow, nullptr));
+  EXPECT_EQ(s.count("recsync_scrub_running"), 0u) << "no scrubber: no scrub families";
+  scrub::Snapshot sn;
+  in.scrub = sn;
+  s = samples(render_metrics(in, kNow, nullptr));
+  EXPECT_EQ(s["recsync_scrub_running"], 0);
+  EXPECT_EQ(s["recsync_scrub_last_end_timestamp_seconds"], 0) << "none yet";
+  for (const char* k : {"corrupt", "missing", "unreadable", "size"})
+    EXPECT_EQ(s.count(std::string("recsync_scrub_errors_total{kind=\"") + k + "\"}"), 1u)
+        << k << ": every kind from the start, at 0";
+  sn.running = true;
+  sn.last_end_ms = kNow - 60'000;
+  sn.totals.files = 12;
+  sn.totals.bytes = 12'000'000;
+  sn.totals.errors[int(scrub::Kind::kCorrupt)] = 2;
+  sn.totals.errors[int(scrub::Kind::kMissing)] = 1;
+  sn.repairs_total = 2;
+  sn.open.resize(1);
+  in.scrub = sn;
+  s = samples(render_metrics(in, kNow, nullptr));
+  EXPECT_EQ(s["recsync_scrub_running"], 1);
+  EXPECT_EQ(s["recsync_scrub_last_end_timestamp_seconds"], (kNow - 60'000) / 1000.0);
+  EXPECT_EQ(s["recsync_scrub_checked_files_total"], 12);
+  EXPECT_EQ(s["recsync_scrub_checked_bytes_total"], 12'000'000);
+  EXPECT_EQ(s["recsync_scrub_errors_total{kind=\"corrupt\"}"], 2);
+  EXPECT_EQ(s["recsync_scrub_errors_total{kind=\"missing\"}"], 1);
+  EXPECT_EQ(s["recsync_scrub_repairs_total"], 2);
+  EXPECT_EQ(s["recsync_scrub_damaged_recordings"], 1);
+}
+
 TEST(DaemonMetrics, AgesAreTakenAtTheScrapesTime) {
   StatusInputs in = two_peers();
   auto later = samples(render_metrics(in, kNow + 10'000, nullptr));
@@ -225,6 +257,7 @@ TEST(DaemonMetrics, PromtoolFindsNothingToSayAndRenderIsFast) {
   ASSERT_TRUE(server) << server.status().to_string();
   StatusInputs in = two_peers();
   in.spool.archive_alarm = "archive full";
+  in.scrub = scrub::Snapshot{};
   const std::string page = render_metrics(in, kNow, server->get());
   test::TempDir dir;
   const std::string file = test::write_file(dir.sub("page.txt"), page);

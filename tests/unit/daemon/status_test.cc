@@ -149,9 +149,8 @@ TEST(StatusJson, MetricsShowsWhereTheEndpointIsBound) {
   in.metrics_address = "127.0.0.1:40123";
   in.metrics_port = 40123;
   j = status_json(in, kNow);
-  EXPECT_EQ(j["metrics"], json({{"listen", "127.0.0.1:0"},
-                                {"address", "127.0.0.1:40123"},
-                                {"port", 40123}}));
+  EXPECT_EQ(j["metrics"],
+            json({{"listen", "127.0.0.1:0"}, {"address", "127.0.0.1:40123"}, {"port", 40123}}));
 }
 
 TEST(StatusAlarms, EveryRuleAndItsThreshold) {
@@ -209,6 +208,41 @@ TEST(StatusAlarms, EveryRuleAndItsThreshold) {
   EXPECT_EQ(texts(status_alarms(in, kNow)).back(),
             "warning: identity conflicts: 2 recordings arrived with content that differs from the "
             "copy here; neither was replaced (log: \"conflict:\")");
+}
+
+TEST(StatusAlarms, ScrubFindings) {
+  StatusInputs in = base();
+  in.scrub = scrub::Snapshot{};
+  in.scrub->peers = true;
+  auto scrub_alarms = [&] {
+    std::vector<Alarm> out;
+    for (const Alarm& x : status_alarms(in, kNow))
+      if (x.text.rfind("scrub:", 0) == 0) out.push_back(x);
+    return out;
+  };
+  EXPECT_TRUE(scrub_alarms().empty());
+  scrub::Finding f;
+  f.kind = scrub::Kind::kCorrupt;
+  f.repair = "pending";
+  in.scrub->open = {f, f};
+  in.scrub->open[1].kind = scrub::Kind::kSize;
+  auto a = scrub_alarms();
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0].severity, "warning") << "both await a copy";
+  EXPECT_EQ(a[0].text,
+            "scrub: 2 damaged recordings (1 corrupt, 1 size), 2 awaiting a good copy from a peer "
+            "(`recsync verify` lists them)");
+  // Every peer answered and none sends it: nothing will repair it.
+  in.scrub->open[1].answers = {{"fs2", "conflict"}};
+  a = scrub_alarms();
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0].severity, "critical");
+  EXPECT_NE(a[0].text.find("1 not repairable here (no peer has a good copy)"), std::string::npos)
+      << a[0].text;
+  json j = status_json(in, kNow);
+  EXPECT_EQ(j["scrub"]["open"].size(), 2u);
+  EXPECT_EQ(j["scrub"]["open"][1]["peers"]["fs2"], "conflict");
+  EXPECT_EQ(j["scrub"]["last_end"], "");
 }
 
 TEST(StatusAlarms, SpoolWatermarks) {
