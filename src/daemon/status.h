@@ -13,7 +13,8 @@
 // credentials refused (critical), quota (critical), unreachable or failing
 // with uploads waiting (warning), the oldest upload waiting longer than
 // upload_warn (warning: `recsync status --check` exits 1), uploads waiting
-// for a retry or in conflict (warning), object deletions failing (warning).
+// for a retry or in conflict (warning), object deletions failing (warning);
+// erasures a peer refused (a hold there) or not finished here (warning).
 //
 // Thread safety: pure functions; any thread.
 #include <cstdint>
@@ -30,6 +31,7 @@
 #include "replication/service.h"
 #include "retention/scheduler.h"
 #include "state/rows.h"
+#include "state/tombstones.h"
 
 namespace recsync {
 
@@ -75,9 +77,13 @@ struct StatusInputs {
   // ("" / 0 when off), so a client finds a port-0 server.
   std::string metrics_listen, metrics_address;
   uint16_t metrics_port = 0;
-  // Issue 11's remaining parts add their snapshots here (backfill progress,
-  // erasures, scrub results, peer clock offsets), read by status_json and
-  // daemon/metrics.h alike.
+  // erasure (erase/eraser.h): recordings erased here (audit rows, kept
+  // across restarts), tombstones kept, erasures not finished here, and per
+  // peer the erasures it has not acked (refused: held there)
+  uint64_t erased_total = 0, tombstones = 0, erase_pending = 0;
+  std::vector<ErasePeerStats> erase_queue;
+  // Issue 11's remaining parts add their snapshots here (scrub results),
+  // read by status_json and daemon/metrics.h alike.
 };
 
 // Spool usage against the watermarks, or nullopt below them.

@@ -1,0 +1,277 @@
+// End-to-end tests of erasure (SPEC 4.4, erase/eraser.h): real recsyncd
+// nodes over TLS on 127.0.0.1, each with a real tmpfs spool and a real ext4
+// archive on a loop device. `recsync erase` on one node removes the
+// recording there and, through the durable erase queue, on the peer; a held
+// one is refused; a peer down gets it when it returns; a transfer in flight
+// is abandoned; backfill does not bring it back; kill -9 during erasures
+// loses no other recording. Root only; skipped with a reason otherwise.
+#include <filesystem>
+#include <set>
+#include <thread>
+
+#include "node.h"
+
+namespace recsync::test {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+void record(Node& n, const std::string& rel, const std::string& content) {
+  const std::string tmp = n.spool + "/.writing-" + std::to_string(std::hash<std::string>{}(rel));
+  write_file(tmp, content);
+  fs::create_directories(fs::path(n.spool + "/" + rel).parent_path());
+  fs::rename(tmp, n.spool + "/" + rel);
+}
+
+// The archive path on n of the recording whose file name is `name` ("" when none).
+std::string find_rel(Node& n, const std::string& name) {
+  for (auto& [rel, fi] : n.archive_recordings())
+    if (fs::path(rel).filename() == name) return rel;
+  return "";
+}
+
+bool has(Node& n, const std::string& name) { return !find_rel(n, name).empty(); }
+
+// Audit log lines of n naming `path` with policy erase.
+std::vector<json> erase_audits(Node& n, const std::string& path) {
+  std::vector<json> out;
+  std::istringstream lines(read_file(n.state_dir + "/audit.log"));
+  for (std::string line; std::getline(lines, line);) {
+    json j = json::parse(line, nullptr, false);
+    if (j.is_object() && j.value("policy", "") == "erase" && j.value("path", "") == path)
+      out.push_back(j);
+  }
+  return out;
+}
+
+// erasure.peers[peer].pending from n's status (-1 when unknown; 0 when the
+// peer has nothing queued).
+int64_t erase_pending(Node& n, const std::string& peer) {
+  json s = n.status();
+  if (!s.is_object() || !s.contains("erasure")) return -1;
+  for (auto& p : s["erasure"]["peers"])
+    if (p["peer"] == peer) return p["pending"].get<int64_t>();
+  return 0;
+}
+
+// A converged pair with `count` recordings recorded on fs1 ("e-<i>.wav").
+void converged_pair(Pair& p, int count, size_t size = 2000) {
+  p.start();
+  if (::testing::Test::HasFatalFailure()) return;
+  for (int i = 0; i < count; ++i)
+    record(*p.fs1, "e-" + std::to_string(i) + ".wav",
+           "call " + std::to_string(i) + std::string(size, static_cast<char>('a' + i % 26)));
+  ASSERT_TRUE(wait_until([&] { return converged(p, count); }, 60s, 200ms)) << describe(p);
+}
+
+TEST(Erase, OnOneNodeGoneOnBothAuditedOnBoth) {
+  RECSYNC_REQUIRE_ROOT();
+  Pair p;
+  converged_pair(p, 5);
+  if (HasFatalFailure()) return;
+  const std::string rel = find_rel(*p.fs1, "e-2.wav");
+  ASSERT_FALSE(rel.empty());
+  const std::string hash = p.fs1->archive_recordings()[rel].hash;
+  RunResult r = p.fs1->cli({"erase", "e-2", "--reason", "GDPR request 12", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << log_tail(*p.fs1);
+  json j = json::parse(r.out);
+  EXPECT_EQ(j["origin"], "fs1");
+  EXPECT_EQ(j["origin_path"], rel);
+  EXPECT_EQ(j["peers"], json::array({"fs2"}));
+  EXPECT_FALSE(has(*p.fs1, "e-2.wav")) << "gone here at once";
+  ASSERT_TRUE(wait_until([&] { return !has(*p.fs2, "e-2.wav"); }, 20s)) << log_tail(*p.fs2);
+  ASSERT_TRUE(wait_until([&] { return erase_pending(*p.fs1, "fs2") == 0; }, 10s));
+  for (Node* n : {p.fs1.get(), p.fs2.get()}) {
+    EXPECT_EQ(n->archive_recordings().size(), 4u) << "nothing else goes";
+    auto a = erase_audits(*n, rel);
+    ASSERT_EQ(a.size(), 1u) << read_file(n->state_dir + "/audit.log");
+    EXPECT_EQ(a[0]["hash"], hash);
+    EXPECT_NE(a[0]["reason"].get<std::string>().find("GDPR request 12"), std::string::npos);
+    EXPECT_EQ(a[0]["uid"].get<int64_t>(), static_cast<int64_t>(::getuid()));
+    json s = n->status();
+    EXPECT_EQ(num(s, {"erasure", "tombstones"}), 1) << s["erasure"].dump();
+    EXPECT_EQ(num(s, {"erasure", "erased_total"}), 1) << s["erasure"].dump();
+  }
+  // Erasing it again: nothing names it any more.
+  EXPECT_EQ(p.fs1->cli({"erase", "e-2", "--reason", "again"}).exit_code, 1);
+  // No reason: a usage error.
+  EXPECT_EQ(p.fs1->cli({"erase", "e-3"}).exit_code, 64);
+}
+
+TEST(Erase, AHeldRecordingIsRefusedOnEveryNode) {
+  RECSYNC_REQUIRE_ROOT();
+  Pair p;
+  converged_pair(p, 3);
+  if (HasFatalFailure()) return;
+  ASSERT_EQ(p.fs1->cli({"hold", "add", "e-1", "--reason", "court case 4"}).exit_code, 0);
+  // The hold is copied to fs2: an erasure asked there is refused too.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return p.fs2->cli({"hold", "list", "--json"}).out.find("court case 4") != std::string::npos;
+      },
+      20s));
+  for (Node* n : {p.fs1.get(), p.fs2.get()}) {
+    RunResult r = n->cli({"erase", "e-1", "--reason", "GDPR", "--json"});
+    EXPECT_EQ(r.exit_code, 1) << r.out;
+    EXPECT_NE(r.err.find("held"), std::string::npos) << r.err;
+    EXPECT_TRUE(json::parse(r.out, nullptr, false).value("refused", false)) << r.out;
+  }
+  std::this_thread::sleep_for(1s);
+  EXPECT_TRUE(has(*p.fs1, "e-1.wav"));
+  EXPECT_TRUE(has(*p.fs2, "e-1.wav"));
+  // Released: it can go.
+  ASSERT_EQ(p.fs1->cli({"hold", "release", "e-1"}).exit_code, 0);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return p.fs2->cli({"hold", "list", "--json"}).out.find("court case 4") == std::string::npos;
+      },
+      20s));
+  EXPECT_EQ(p.fs1->cli({"erase", "e-1", "--reason", "GDPR"}).exit_code, 0);
+  ASSERT_TRUE(wait_until([&] { return !has(*p.fs2, "e-1.wav"); }, 20s));
+}
+
+TEST(Erase, APeerThatWasDownGetsTheErasureWhenItReturns) {
+  RECSYNC_REQUIRE_ROOT();
+  Pair p;
+  converged_pair(p, 4);
+  if (HasFatalFailure()) return;
+  p.fs2->stop();
+  ASSERT_EQ(p.fs1->cli({"erase", "e-0", "--reason", "GDPR 1"}).exit_code, 0);
+  ASSERT_EQ(p.fs1->cli({"erase", "e-3", "--reason", "GDPR 2"}).exit_code, 0);
+  EXPECT_EQ(erase_pending(*p.fs1, "fs2"), 2);
+  // fs1 restarts meanwhile: the queue is durable.
+  p.fs1->stop();
+  p.fs1->start();
+  EXPECT_EQ(erase_pending(*p.fs1, "fs2"), 2);
+  EXPECT_TRUE(has(*p.fs2, "e-0.wav")) << "fs2 was down: its copy is still there";
+  p.fs2->start();
+  ASSERT_TRUE(wait_until([&] { return !has(*p.fs2, "e-0.wav") && !has(*p.fs2, "e-3.wav"); }, 30s))
+      << describe(p) << log_tail(*p.fs2);
+  ASSERT_TRUE(wait_until([&] { return erase_pending(*p.fs1, "fs2") == 0; }, 10s));
+  EXPECT_EQ(p.fs2->archive_recordings().size(), 2u);
+  EXPECT_EQ(erase_audits(*p.fs2, find_rel(*p.fs1, "e-1.wav")).size(), 0u);
+}
+
+TEST(Erase, ATransferInFlightIsAbandonedAndNotPublished) {
+  RECSYNC_REQUIRE_ROOT();
+  PairOptions o;
+  o.bandwidth1 = "300KB/s";  // a 6 MB recording takes ~20 s to send
+  Pair p(o);
+  p.start();
+  if (HasFatalFailure()) return;
+  const std::string tmp = p.fs1->spool + "/.big";
+  write_random_file(tmp, 6'000'000, 5);
+  fs::rename(tmp, p.fs1->spool + "/big-call.wav");
+  // Archived here and on its way to fs2.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        json peer = p.fs1->peer_status("fs2");
+        return peer.is_object() && peer["in_flight"].is_object() &&
+               peer["in_flight"]["sent_bytes"].get<uint64_t>() > 500'000;
+      },
+      30s, 100ms))
+      << describe(p);
+  RunResult r = p.fs1->cli({"erase", "big-call", "--reason", "GDPR mid-transfer"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_TRUE(wait_until([&] { return erase_pending(*p.fs1, "fs2") == 0; }, 30s))
+      << describe(p) << log_tail(*p.fs1);
+  // Never published on fs2, no partial left, and not sent again.
+  std::this_thread::sleep_for(2s);
+  EXPECT_FALSE(has(*p.fs2, "big-call.wav"));
+  EXPECT_FALSE(has(*p.fs1, "big-call.wav"));
+  EXPECT_TRUE(hidden_files(*p.fs2).empty()) << testing::PrintToString(hidden_files(*p.fs2));
+  EXPECT_EQ(queue_files(*p.fs1), 0);
+  EXPECT_NE(p.fs1->log().find("abandoned: erased meanwhile"), std::string::npos)
+      << log_tail(*p.fs1);
+  // Live replication goes on.
+  record(*p.fs1, "after.wav", "after the erasure");
+  ASSERT_TRUE(wait_until([&] { return has(*p.fs2, "after.wav"); }, 30s)) << describe(p);
+}
+
+// `recsync backfill` on n to its end; its exit code.
+int backfill(Node& n) {
+  RunResult r = run({bin("recsync"), "--socket", n.socket, "backfill", "--json"}, 120s);
+  return r.exit_code;
+}
+
+TEST(Erase, BackfillAfterwardsDoesNotBringItBack) {
+  RECSYNC_REQUIRE_ROOT();
+  Pair p;
+  converged_pair(p, 4);
+  if (HasFatalFailure()) return;
+  // fs2 is down when fs1 erases; fs2 returns and backfills at once (its
+  // copy would be pushed to fs1), then fs1 backfills from fs2.
+  p.fs2->stop();
+  ASSERT_EQ(p.fs1->cli({"erase", "e-1", "--reason", "GDPR"}).exit_code, 0);
+  p.fs2->start();
+  ASSERT_TRUE(p.wait_connected(30s));
+  EXPECT_EQ(backfill(*p.fs2), 0);
+  EXPECT_EQ(backfill(*p.fs1), 0);
+  ASSERT_TRUE(wait_until([&] { return !has(*p.fs2, "e-1.wav"); }, 30s)) << describe(p);
+  ASSERT_TRUE(
+      wait_until([&] { return queue_files(*p.fs1) == 0 && queue_files(*p.fs2) == 0; }, 30s));
+  EXPECT_EQ(backfill(*p.fs2), 0);
+  EXPECT_EQ(backfill(*p.fs1), 0);
+  std::this_thread::sleep_for(2s);
+  EXPECT_FALSE(has(*p.fs1, "e-1.wav"));
+  EXPECT_FALSE(has(*p.fs2, "e-1.wav"));
+  EXPECT_EQ(p.fs1->archive_recordings().size(), 3u);
+  EXPECT_EQ(p.fs2->archive_recordings().size(), 3u);
+  // The recording appearing in fs1's spool again (a restore from a backup)
+  // is not archived again: its tombstone refuses it.
+  record(*p.fs1, "e-1.wav", "call 1" + std::string(2000, 'b'));
+  ASSERT_TRUE(wait_until([&] { return p.fs1->spool_count() == 0; }, 20s));
+  EXPECT_FALSE(has(*p.fs1, "e-1.wav"));
+}
+
+TEST(Erase, KillNineDuringErasuresLosesNoOtherRecording) {
+  RECSYNC_REQUIRE_ROOT();
+  Pair p;
+  const int kCount = 24;
+  converged_pair(p, kCount);
+  if (HasFatalFailure()) return;
+  std::set<std::string> attempted, confirmed;
+  for (int round = 0; round < 3; ++round) {
+    Node& victim = round % 2 ? *p.fs2 : *p.fs1;
+    // Three erasures on fs1, one of them racing the kill -9.
+    for (int k = 0; k < 3; ++k) {
+      const std::string id = "e-" + std::to_string(round * 3 + k);
+      attempted.insert(id);
+      if (k < 2) {
+        if (p.fs1->cli({"erase", id, "--reason", "GDPR round"}).exit_code == 0)
+          confirmed.insert(id);
+        continue;
+      }
+      auto cli = Process::spawn(
+          {bin("recsync"), "--socket", p.fs1->socket, "erase", id, "--reason", "GDPR racing"});
+      ASSERT_TRUE(cli) << cli.status().message();
+      std::this_thread::sleep_for(std::chrono::milliseconds(20 * round));
+      victim.kill9();
+      if ((*cli)->wait(20s) == 0) confirmed.insert(id);
+    }
+    victim.start();
+    ASSERT_TRUE(p.wait_connected(30s)) << describe(p);
+  }
+  // Whatever was erased is erased on both; everything else is on both.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return queue_files(*p.fs1) == 0 && queue_files(*p.fs2) == 0 &&
+               erase_pending(*p.fs1, "fs2") == 0 &&
+               p.fs1->archive_recordings() == p.fs2->archive_recordings();
+      },
+      60s, 200ms))
+      << describe(p) << log_tail(*p.fs1) << log_tail(*p.fs2);
+  for (int i = 0; i < kCount; ++i) {
+    const std::string id = "e-" + std::to_string(i);
+    const bool here = has(*p.fs1, id + ".wav");
+    EXPECT_EQ(here, has(*p.fs2, id + ".wav")) << id;
+    if (!attempted.count(id)) EXPECT_TRUE(here) << id << " was never erased and is lost";
+    if (confirmed.count(id)) EXPECT_FALSE(here) << id << " was erased and came back";
+  }
+  EXPECT_GE(confirmed.size(), 6u);
+  EXPECT_TRUE(hidden_files(*p.fs1).empty());
+}
+
+}  // namespace
+}  // namespace recsync::test
