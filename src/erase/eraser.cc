@@ -55,7 +55,12 @@ Result<EraseOutcome> Eraser::erase(const EraseRequest& req) {
   if (req.target.empty()) return Status::invalid("erase needs a recording id or archive path");
   if (req.reason.empty()) return Status::invalid("erase needs a reason (--reason TEXT)");
   std::lock_guard<std::mutex> l(local_mu_);
-  auto matches = store_->recordings().find(req.target);
+  // An absolute path in the archive (as `recsync locate` prints it) names its rel.
+  std::string target = req.target;
+  const std::string root = opt_.archive_root + "/";
+  if (target.size() > root.size() && target.compare(0, root.size(), root) == 0)
+    target = target.substr(root.size());
+  auto matches = store_->recordings().find(target);
   if (!matches) return matches.status();
   if (matches->empty() && req.in_spool)
     return Status::busy("'" + req.target +
@@ -67,7 +72,7 @@ Result<EraseOutcome> Eraser::erase(const EraseRequest& req) {
   }
   auto holds = store_->holds().list();
   if (!holds) return holds.status();
-  auto plan = plan_erase(req.target, *matches, HoldSet(*holds));
+  auto plan = plan_erase(target, *matches, HoldSet(*holds));
   if (!plan) return plan.status();
   const int64_t now = to_ms(env_->now());
   TombstoneRow t;
@@ -101,6 +106,10 @@ Result<EraseOutcome> Eraser::erase(const EraseRequest& req) {
     lg_->warn("erasure of {} not finished ({}); retried every {} s", t.origin_rel, s.message(),
               std::chrono::seconds(kRetryEvery).count());
     wake();
+    // The store is only late (the outcome says so); anything else failed here.
+    if (out.object_store.rfind("pending", 0) != 0)
+      return s.with_context("erasure of " + t.origin_rel +
+                            " recorded but not finished here (retried in the background)");
   }
   return out;
 }
@@ -208,7 +217,7 @@ Status Eraser::carry_out(const TombstoneRow& t, bool with_store, EraseOutcome* o
   return store_->tombstones().finished(t.origin_rel, t.origin);
 }
 
-Status Eraser::finish_pending() {
+Status Eraser::finish_pending(bool with_store) {
   auto p = store_->tombstones().pending();
   if (!p) return p.status();
   Status first;
@@ -216,9 +225,9 @@ Status Eraser::finish_pending() {
     Status s;
     {
       std::lock_guard<std::mutex> l(local_mu_);
-      s = carry_out(t, /*with_store=*/true, nullptr);
+      s = carry_out(t, with_store, nullptr);
     }
-    if (s) {
+    if (s && (with_store || !tier_erase_)) {
       lg_->info("erasure of {} ({}'s recording) finished", t.origin_rel,
                 placer_->node_of(t.origin));
     } else if (first.is_ok()) {

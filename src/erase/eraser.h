@@ -59,7 +59,7 @@ struct EraserOptions {
 };
 
 struct EraseRequest {
-  std::string target;  // recording id or archive path
+  std::string target;  // recording id or archive path (relative, or absolute under the archive)
   std::string reason;
   int64_t uid = -1;  // the operator (control socket peer credentials)
   // Spool paths (relative) of files named like the target and not being
@@ -101,7 +101,9 @@ class Eraser {
   // t: the identity as stored here (origin "local" when it is this node's).
   Status apply_copied(TombstoneRow t, const std::string& from_peer);
   // Carries out every pending erasure; the first error (the rest are tried).
-  Status finish_pending();
+  // with_store false (at start, before the loop runs): the local copies
+  // only; the object-store step is left to the worker thread.
+  Status finish_pending(bool with_store = true);
 
   void start();
   void stop();

@@ -202,6 +202,9 @@ TEST(Erase, BackfillAfterwardsDoesNotBringItBack) {
   if (HasFatalFailure()) return;
   // fs2 is down when fs1 erases; fs2 returns and backfills at once (its
   // copy would be pushed to fs1), then fs1 backfills from fs2.
+  const std::string rel = find_rel(*p.fs1, "e-1.wav");
+  ASSERT_FALSE(rel.empty());
+  const auto mtime = fs::last_write_time(p.fs1->archive + "/" + rel);
   p.fs2->stop();
   ASSERT_EQ(p.fs1->cli({"erase", "e-1", "--reason", "GDPR"}).exit_code, 0);
   p.fs2->start();
@@ -220,7 +223,11 @@ TEST(Erase, BackfillAfterwardsDoesNotBringItBack) {
   EXPECT_EQ(p.fs2->archive_recordings().size(), 3u);
   // The recording appearing in fs1's spool again (a restore from a backup)
   // is not archived again: its tombstone refuses it.
-  record(*p.fs1, "e-1.wav", "call 1" + std::string(2000, 'b'));
+  // (The same bytes and recording time: the same identity.)
+  const std::string tmp = p.fs1->spool + "/.restore";
+  write_file(tmp, "call 1" + std::string(2000, 'b'));
+  fs::last_write_time(tmp, mtime);
+  fs::rename(tmp, p.fs1->spool + "/e-1.wav");
   ASSERT_TRUE(wait_until([&] { return p.fs1->spool_count() == 0; }, 20s));
   EXPECT_FALSE(has(*p.fs1, "e-1.wav"));
 }

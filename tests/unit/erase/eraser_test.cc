@@ -158,7 +158,8 @@ TEST_F(EraserTest, ACrashBeforeTheDeletionsIsFinishedByFinishPending) {
 
 TEST_F(EraserTest, ThePlacerRefusesToPublishAnErasedRecordingAgain) {
   RecordingRow r = archived("a/back.wav", "comes back");
-  ASSERT_TRUE(eraser_->erase({r.rel, "GDPR", 0, {}, false}));
+  // By its absolute path, as `recsync locate` prints it.
+  ASSERT_TRUE(eraser_->erase({archive_ + "/" + r.rel, "GDPR", 0, {}, false}));
   const std::string tmp = archive_ + "/a/.tmp-back";
   std::ofstream(tmp) << "comes back";
   bool recorded = false;
