@@ -95,6 +95,7 @@ class Sender {
   std::chrono::steady_clock::time_point pulled_at_{};
   std::chrono::steady_clock::time_point clock_at_{};  // last PING on this link
   uint32_t peer_version_ = peer::kProtocolVersion;    // this link's (hello)
+  uint32_t hello_version_ = peer::kProtocolVersion;   // what the next HELLO says
   uint64_t erase_gen_ = 0;  // Tombstones::generation() when the transfer began
 };
 

@@ -273,8 +273,12 @@ TEST(Erase, KillNineDuringErasuresLosesNoOtherRecording) {
     const std::string id = "e-" + std::to_string(i);
     const bool here = has(*p.fs1, id + ".wav");
     EXPECT_EQ(here, has(*p.fs2, id + ".wav")) << id;
-    if (!attempted.count(id)) EXPECT_TRUE(here) << id << " was never erased and is lost";
-    if (confirmed.count(id)) EXPECT_FALSE(here) << id << " was erased and came back";
+    if (!attempted.count(id)) {
+      EXPECT_TRUE(here) << id << " was never erased and is lost";
+    }
+    if (confirmed.count(id)) {
+      EXPECT_FALSE(here) << id << " was erased and came back";
+    }
   }
   EXPECT_GE(confirmed.size(), 6u);
   EXPECT_TRUE(hidden_files(*p.fs1).empty());

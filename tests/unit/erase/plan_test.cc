@@ -76,8 +76,11 @@ TEST(ErasePlan, ARowWithoutHashIsBusy) {
 
 TEST(TombstoneExpiry, KeptPastTheLastPossibleCopyAndAtLeastThirtyDays) {
   const Millis keep{15 * kDay};
-  // Recorded yesterday: a copy could live until rec + keep; then keep more.
-  EXPECT_EQ(tombstone_expiry(kNow, kNow - kDay, keep), kNow - kDay + 15 * kDay + 15 * kDay);
+  // Recorded yesterday: a copy could live until rec + keep; then keep more
+  // (here under the 30-day floor).
+  EXPECT_EQ(tombstone_expiry(kNow, kNow - kDay, keep), kNow + 30 * kDay);
+  const Millis month{40 * kDay};
+  EXPECT_EQ(tombstone_expiry(kNow, kNow - kDay, month), kNow - kDay + 40 * kDay + 40 * kDay);
   // Recorded long ago (past retention): at least 30 days from the erasure.
   EXPECT_EQ(tombstone_expiry(kNow, kNow - 100 * kDay, keep), kNow + 30 * kDay);
   // A long retention: erased + keep at least.

@@ -180,7 +180,7 @@ TEST(Frame, MaxSizeBoundary) {
 TEST(Frame, ZeroLengthAndUnknownTypeAreCorrupt) {
   std::vector<Frame> got;
   EXPECT_EQ(parse_all(header(0, 4), 1, got).code(), Status::Code::kCorrupt);
-  for (uint8_t t : {uint8_t{0}, uint8_t{19}, uint8_t{255}}) {
+  for (uint8_t t : {uint8_t{0}, uint8_t{20}, uint8_t{255}}) {
     got.clear();
     Status s = parse_all(header(1, t), 3, got);
     EXPECT_EQ(s.code(), Status::Code::kCorrupt) << int(t);
@@ -465,11 +465,13 @@ TEST(Messages, EraseRoundTripAndStrictDecode) {
   longer.push_back(0);
   EXPECT_EQ(decode(longer, &d).code(), Status::Code::kCorrupt);
   // Limits: empty or oversized fields are refused both ways.
-  for (auto bad : {std::function<void(EraseMsg&)>([](EraseMsg& x) { x.origin = ""; }),
-                   [](EraseMsg& x) { x.origin_rel = ""; },
-                   [](EraseMsg& x) { x.origin = std::string(kMaxNodeName + 1, 'n'); },
-                   [](EraseMsg& x) { x.origin_rel = std::string(kMaxPathLen + 1, 'p'); },
-                   [](EraseMsg& x) { x.reason = std::string(kMaxReasonLen + 1, 'r'); }}) {
+  using Edit = std::function<void(EraseMsg&)>;
+  const std::vector<Edit> edits = {
+      [](EraseMsg& x) { x.origin = ""; }, [](EraseMsg& x) { x.origin_rel = ""; },
+      [](EraseMsg& x) { x.origin = std::string(kMaxNodeName + 1, 'n'); },
+      [](EraseMsg& x) { x.origin_rel = std::string(kMaxPathLen + 1, 'p'); },
+      [](EraseMsg& x) { x.reason = std::string(kMaxReasonLen + 1, 'r'); }};
+  for (const Edit& bad : edits) {
     EraseMsg x = m;
     bad(x);
     std::vector<uint8_t> e;
