@@ -238,9 +238,17 @@ TEST(Erase, KillNineDuringErasuresLosesNoOtherRecording) {
   const int kCount = 24;
   converged_pair(p, kCount);
   if (HasFatalFailure()) return;
-  std::set<std::string> attempted, confirmed;
+  std::set<std::string> attempted, confirmed, fresh;
   for (int round = 0; round < 3; ++round) {
     Node& victim = round % 2 ? *p.fs2 : *p.fs1;
+    // New calls on both nodes while the erasures and the kill happen.
+    for (int n = 0; n < 2; ++n)
+      for (int k = 0; k < 2; ++k) {
+        const std::string name = "live-" + std::to_string(round) + "-" + std::to_string(n) + "-" +
+                                 std::to_string(k) + ".wav";
+        record(p.node(n), name, name + std::string(3000, 'x'));
+        fresh.insert(name);
+      }
     // Three erasures on fs1, one of them racing the kill -9.
     for (int k = 0; k < 3; ++k) {
       const std::string id = "e-" + std::to_string(round * 3 + k);
@@ -264,7 +272,8 @@ TEST(Erase, KillNineDuringErasuresLosesNoOtherRecording) {
   ASSERT_TRUE(wait_until(
       [&] {
         return queue_files(*p.fs1) == 0 && queue_files(*p.fs2) == 0 &&
-               erase_pending(*p.fs1, "fs2") == 0 &&
+               erase_pending(*p.fs1, "fs2") == 0 && p.fs1->spool_count() == 0 &&
+               p.fs2->spool_count() == 0 &&
                p.fs1->archive_recordings() == p.fs2->archive_recordings();
       },
       60s, 200ms))
@@ -279,6 +288,10 @@ TEST(Erase, KillNineDuringErasuresLosesNoOtherRecording) {
     if (confirmed.count(id)) {
       EXPECT_FALSE(here) << id << " was erased and came back";
     }
+  }
+  for (const std::string& name : fresh) {
+    EXPECT_TRUE(has(*p.fs1, name)) << name << " recorded during the rounds is lost on fs1";
+    EXPECT_TRUE(has(*p.fs2, name)) << name << " recorded during the rounds is lost on fs2";
   }
   EXPECT_GE(confirmed.size(), 6u);
   EXPECT_TRUE(hidden_files(*p.fs1).empty());
