@@ -497,9 +497,6 @@ TEST_F(ObjStore, TwoNodesPlusTheStoreEachRecordingUploadedOnceByItsOrigin) {
   p.fs2->stop();
 }
 
-}  // namespace
-}  // namespace recsync::test
-
 // Erasure (erase/eraser.h) with an object store: the object goes too, every
 // version of it, and the rest stays.
 TEST_F(ObjStore, EraseDeletesEveryVersionOfTheObjectAndNothingElse) {
@@ -526,3 +523,6 @@ TEST_F(ObjStore, EraseDeletesEveryVersionOfTheObjectAndNothingElse) {
   EXPECT_EQ(n.cli({"locate", rel}).exit_code, 1);
   n.stop();
 }
+
+}  // namespace
+}  // namespace recsync::test
