@@ -138,6 +138,38 @@ TEST(Erase, AHeldRecordingIsRefusedOnEveryNode) {
   ASSERT_TRUE(wait_until([&] { return !has(*p.fs2, "e-1.wav"); }, 20s));
 }
 
+// A hold placed on fs2 while fs1 was down: fs1 erases its copy (it does not
+// know the hold yet), fs2 refuses (NACK held), fs1 reports the refusal.
+TEST(Erase, APeerThatHoldsItRefusesAndTheErasingNodeSaysSo) {
+  RECSYNC_REQUIRE_ROOT();
+  Pair p;
+  converged_pair(p, 3);
+  if (HasFatalFailure()) return;
+  p.fs1->stop();
+  ASSERT_EQ(p.fs2->cli({"hold", "add", "e-1", "--reason", "court case 9"}).exit_code, 0);
+  p.fs2->stop();
+  p.fs1->start();
+  ASSERT_EQ(p.fs1->cli({"erase", "e-1", "--reason", "GDPR 9"}).exit_code, 0);
+  EXPECT_FALSE(has(*p.fs1, "e-1.wav"));
+  p.fs2->start();
+  auto refused = [&] {
+    json s = p.fs1->status();
+    if (!s.is_object() || !s.contains("erasure")) return false;
+    for (auto& e : s["erasure"]["peers"])
+      if (e["peer"] == "fs2" && e["refused"].get<int64_t>() == 1) return true;
+    return false;
+  };
+  ASSERT_TRUE(wait_until(refused, 30s)) << describe(p) << log_tail(*p.fs1);
+  json s = p.fs1->status();
+  bool alarm = false;
+  for (auto& a : s["alarms"])
+    alarm |= a["text"].get<std::string>().find("peer fs2 refused 1 erasure") != std::string::npos;
+  EXPECT_TRUE(alarm) << s["alarms"].dump();
+  EXPECT_NE(p.fs1->cli({"status"}).out.find("refused: held there"), std::string::npos);
+  EXPECT_TRUE(has(*p.fs2, "e-1.wav")) << "held on fs2: kept";
+  EXPECT_EQ(erase_audits(*p.fs2, find_rel(*p.fs2, "e-1.wav")).size(), 0u);
+}
+
 TEST(Erase, APeerThatWasDownGetsTheErasureWhenItReturns) {
   RECSYNC_REQUIRE_ROOT();
   Pair p;
