@@ -305,6 +305,7 @@ Status Daemon::Impl::run() {
   }
   // Erasures a crash interrupted are finished before the archive is adopted.
   if (Status e = eraser_->finish_pending(/*with_store=*/false); !e) lg_->warn("{}", e.message());
+  if (Status e = eraser_->sweep_archive(); !e) lg_->warn("erased copies: {}", e.message());
   eraser_->start();
   reconciler_->start(spool_->filter(), [r = retention_.get()] { r->set_reconciled(); });
   if (repl_)

@@ -237,6 +237,18 @@ Status Eraser::finish_pending(bool with_store) {
   return first;
 }
 
+Status Eraser::sweep_archive() {
+  auto all = store_->tombstones().list();
+  if (!all) return all.status();
+  std::lock_guard<std::mutex> l(local_mu_);
+  for (const TombstoneRow& t : *all) {
+    const Identity id{placer_->node_of(t.origin), t.origin_rel, t.hash};
+    RECSYNC_RETURN_IF_ERROR(placer_->erase_copies(
+        id, [&](const std::string& at) { return delete_copy(t, at, nullptr); }));
+  }
+  return Status::ok();
+}
+
 void Eraser::start() {
   thread_ = std::thread([this] { main(); });
 }

@@ -105,6 +105,12 @@ class Eraser {
   // only; the object-store step is left to the worker thread.
   Status finish_pending(bool with_store = true);
 
+  // At start, before the archive reconcile adopts what it finds: a copy of
+  // an erased recording back in the archive (restored by hand from a backup)
+  // is deleted again, audited. One lstat per tombstone (and a hash of what
+  // is found there). The first error.
+  Status sweep_archive();
+
   void start();
   void stop();
   // Wakes the worker (a pending erasure to finish).

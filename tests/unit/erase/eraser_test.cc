@@ -156,6 +156,22 @@ TEST_F(EraserTest, ACrashBeforeTheDeletionsIsFinishedByFinishPending) {
   EXPECT_TRUE(eraser_->finish_pending());
 }
 
+TEST_F(EraserTest, ACopyRestoredIntoTheArchiveIsSweptAtStart) {
+  RecordingRow r = archived("a/restored.wav", "restored from tape");
+  archived("a/other.wav", "stays");
+  ASSERT_TRUE(eraser_->erase({"restored", "GDPR 11", 1000, {}, false}));
+  // Put back by hand (no row: the reconcile would adopt it).
+  std::ofstream(archive_ + "/" + r.rel) << "restored from tape";
+  ASSERT_TRUE(eraser_->sweep_archive());
+  EXPECT_FALSE(fs::exists(archive_ + "/" + r.rel));
+  EXPECT_TRUE(fs::exists(archive_ + "/a/other.wav"));
+  EXPECT_EQ(*store_->audit().count_policy("erase"), 2u) << "the second deletion is audited too";
+  // Other content at that path is not touched.
+  std::ofstream(archive_ + "/" + r.rel) << "a different call";
+  ASSERT_TRUE(eraser_->sweep_archive());
+  EXPECT_TRUE(fs::exists(archive_ + "/" + r.rel));
+}
+
 TEST_F(EraserTest, ThePlacerRefusesToPublishAnErasedRecordingAgain) {
   RecordingRow r = archived("a/back.wav", "comes back");
   // By its absolute path, as `recsync locate` prints it.
