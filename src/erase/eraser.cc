@@ -133,7 +133,10 @@ Status Eraser::apply_copied(TombstoneRow t, const std::string& from_peer) {
   if (!known) return known.status();
   const int64_t now = to_ms(env_->now());
   t.from_peer = from_peer;
-  t.expires_ms = tombstone_expiry(t.erased_ms, row->has_value() ? (*row)->rec_time_ms : t.erased_ms,
+  // Counted from when this node learns of it (the peer's clock may differ,
+  // or the ERASE waited long in its queue).
+  const int64_t base = std::max(t.erased_ms, now);
+  t.expires_ms = tombstone_expiry(base, row->has_value() ? (*row)->rec_time_ms : base,
                                   Millis(keep_ms_.load()));
   t.pending = true;
   if (!known->has_value() || (*known)->pending || row->has_value()) {

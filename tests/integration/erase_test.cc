@@ -11,6 +11,11 @@
 #include <thread>
 
 #include "node.h"
+#include "peer/connection.h"
+#include "peer/frame.h"
+#include "peer/identity.h"
+#include "peer/tls.h"
+#include "recsync/env.h"
 
 namespace recsync::test {
 namespace {
@@ -334,6 +339,72 @@ TEST(Erase, KillNineDuringErasuresLosesNoOtherRecording) {
   }
   EXPECT_GE(confirmed.size(), 6u);
   EXPECT_TRUE(hidden_files(*p.fs1).empty());
+}
+
+// The peer protocol: version 3 adds ERASE; a version-2 peer is answered in
+// version 2 and keeps working; an older one is refused with a clear message.
+// A hostile ERASE (a path outside the archive) is refused, not applied.
+TEST(Erase, ProtocolVersionsAndHostileErasures) {
+  RECSYNC_REQUIRE_ROOT();
+  Pair p;
+  converged_pair(p, 2);
+  if (HasFatalFailure()) return;
+  auto id = peer::load_identity(Env::posix(), p.fs1->state_dir);
+  ASSERT_TRUE(id);
+  auto tls = peer::TlsContext::create(*id, {p.fp2});
+  ASSERT_TRUE(tls);
+  auto link = [&](uint32_t version) {
+    auto c = peer::Connection::connect("127.0.0.1:" + std::to_string(p.port2), **tls, 5s);
+    EXPECT_TRUE(c) << c.status().message();
+    if (!c) return std::shared_ptr<peer::Connection>();
+    EXPECT_TRUE((*c)->send_msg(peer::FrameType::kHello, peer::HelloMsg{version, "fs1"}));
+    auto hello = (*c)->recv(5s);
+    peer::HelloMsg h;
+    EXPECT_TRUE(hello && hello->type == peer::FrameType::kHello &&
+                peer::decode(hello->payload, &h).is_ok());
+    EXPECT_EQ(h.version, std::min(version, peer::kProtocolVersion)) << "answered in its version";
+    return std::shared_ptr<peer::Connection>(std::move(c).value());
+  };
+  auto answer = [](peer::Connection& c) -> std::optional<peer::Frame> {
+    auto r = c.recv(10s);
+    if (!r) return std::nullopt;
+    return std::move(r).value();
+  };
+  {  // version 2: works (PING answered)
+    auto c = link(2);
+    ASSERT_TRUE(c);
+    ASSERT_TRUE(c->send_msg(peer::FrameType::kPing, peer::PingMsg{7, 1, 0, 0}));
+    auto f = answer(*c);
+    ASSERT_TRUE(f && f->type == peer::FrameType::kPong);
+  }
+  {  // version 1: dropped
+    auto c = link(1);
+    ASSERT_TRUE(c);
+    EXPECT_FALSE(answer(*c)) << "a version-1 link is dropped";
+  }
+  ASSERT_TRUE(wait_until(
+      [&] { return p.fs2->log().find("older than 2: upgrade it") != std::string::npos; }, 5s));
+  auto c = link(3);
+  ASSERT_TRUE(c);
+  peer::EraseMsg m;
+  m.id = 1;
+  m.origin = "fs1";
+  m.origin_rel = "../../etc/passwd";
+  m.reason = "hostile";
+  ASSERT_TRUE(c->send_msg(peer::FrameType::kErase, m));
+  auto f = answer(*c);
+  ASSERT_TRUE(f && f->type == peer::FrameType::kNack);
+  peer::NackMsg n;
+  ASSERT_TRUE(peer::decode(f->payload, &n).is_ok());
+  EXPECT_EQ(n.code, peer::NackMsg::kRefused) << n.reason;
+  // An erasure of something fs2 never had: acked, remembered.
+  m.id = 2;
+  m.origin_rel = "never/there.wav";
+  ASSERT_TRUE(c->send_msg(peer::FrameType::kErase, m));
+  f = answer(*c);
+  ASSERT_TRUE(f && f->type == peer::FrameType::kAck);
+  EXPECT_EQ(num(p.fs2->status(), {"erasure", "tombstones"}), 1);
+  EXPECT_EQ(p.fs2->archive_recordings().size(), 2u);
 }
 
 }  // namespace

@@ -204,12 +204,14 @@ TEST_F(EraserTest, APeersErasureDeletesTheCopyHereWithoutQueueingItBack) {
       make_recording_row("b/peer.wav", "peer.wav", 8, *hash_file(&env_, archive_ + "/b/peer.wav"),
                          kNow - kDay, kNow - kDay, "fs2");
   ASSERT_TRUE(store_->recordings().upsert(r));
-  TombstoneRow t{r.rel, "fs2", r.hash, kNow - 1000, "GDPR 3", 1001, 0, "", false};
+  // Erased on fs2 long ago (it waited in fs2's queue while this node was down).
+  TombstoneRow t{r.rel, "fs2", r.hash, kNow - 90 * kDay, "GDPR 3", 1001, 0, "", false};
   ASSERT_TRUE(eraser_->apply_copied(t, "fs2"));
   EXPECT_FALSE(fs::exists(archive_ + "/b/peer.wav"));
   auto got = store_->tombstones().get(r.rel, "fs2");
   ASSERT_TRUE(got && got->has_value());
   EXPECT_EQ((*got)->from_peer, "fs2");
+  EXPECT_GE((*got)->expires_ms, kNow + 30 * kDay) << "counted from when it arrived here";
   EXPECT_TRUE(store_->tombstones().queue_stats()->empty()) << "not told back";
   EXPECT_NE(slurp(dir_ + "/audit.log").find("\"reason\":\"GDPR 3 (erased on fs2)\",\"uid\":1001"),
             std::string::npos);
