@@ -63,6 +63,7 @@ Status on_frame(Frame&& f) {
     case FrameType::kPull:
     case FrameType::kHoldsReq:
     case FrameType::kHolds:
+    case FrameType::kPullRep:
       break;
   }
   return Status::ok();
