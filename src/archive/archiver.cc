@@ -216,6 +216,13 @@ ArchiveOutcome Archiver::archive_one(const std::string& spool_rel, Millis settle
     out.row.origin_rel = *origin_rel;
     return store_->queue().record(out.row, before.mtime_ns);
   });
+  if (!placed && placed.status().code() == Status::Code::kRefused) {
+    // Erased (a tombstone): its spool copy goes too, nothing is archived.
+    ArchiveOutcome gone = remove_source(*src);
+    log::get("archive")->warn("spool copy {} of an erased recording {}", spool_rel,
+                              gone.kind == K::kArchived ? "removed" : "left (it changed)");
+    return outcome(gone.kind == K::kArchived ? K::kVanished : gone.kind);
+  }
   if (!placed) {
     (void)env_->unlink(tmp);
     return outcome(K::kFailed, placed.status());

@@ -16,6 +16,8 @@
 //   6. fsync the folder, record the recording in the state store (and queue
 //      it for the peers) in one transaction;
 //   7. only then unlink S.
+// A recording erased here (a tombstone, erase/eraser.h) is not published:
+// S is removed at step 7 and the outcome is kVanished.
 // A crash at any point leaves S, or the final archive copy, or both; never a
 // partial file under a final name. Temps left by a crash are removed by the
 // startup reconcile scan.

@@ -44,6 +44,16 @@ Status Placer::publish_at(const std::string& tmp, const std::string& rel) {
 
 Result<Placed> Placer::place(const std::string& tmp, const Identity& id, const Record& record) {
   std::lock_guard<std::mutex> l(mu_);
+  auto erased =
+      store_->tombstones().get(id.origin_rel, id.origin == self_ ? kLocalOrigin : id.origin);
+  if (!erased) return erased.status();
+  if (erased->has_value() && (id.hash.empty() || (*erased)->hash == id.hash)) {
+    (void)env_->unlink(tmp);
+    log::get("archive")->warn("{} from {} was erased here: not published", id.origin_rel,
+                              id.origin);
+    return Status::refused("erased (tombstone): " + id.origin_rel + " from " + id.origin +
+                           " is not published again");
+  }
   auto placed = place_locked(tmp, id);
   if (!placed) return placed;
   RECSYNC_RETURN_IF_ERROR(env_->sync_dir(path_dirname(path_join(root_, placed->rel))));
@@ -152,6 +162,17 @@ Result<std::string> Placer::relocate(const std::string& rel, const Identity& id)
   RECSYNC_RETURN_IF_ERROR(store_->queue().move_recording(rel, to, plain));
   lg->info("migration: {} ({}'s recording of {}) moved to {}", rel, id.origin, plain, to);
   return to;
+}
+
+Status Placer::erase_copies(const Identity& id,
+                            const std::function<Status(const std::string&)>& remove) {
+  std::lock_guard<std::mutex> l(mu_);
+  for (const std::string& at : {id.origin_rel, qualified_rel(id.origin_rel, id.origin)}) {
+    auto occ = occupant(at);
+    if (!occ) return occ.status();
+    if (*occ && !id.hash.empty() && (*occ)->hash == id.hash) RECSYNC_RETURN_IF_ERROR(remove(at));
+  }
+  return Status::ok();
 }
 
 std::optional<std::string> Placer::find(const Identity& id) {

@@ -17,7 +17,11 @@
 //              same identity with other content is never overwritten.
 // Then fsyncs the folder and calls `record` with the final path, still
 // under the lock, so the next placement sees the row. Collisions (take-over
-// or qualified) and conflicts are counted and logged.
+// or qualified) and conflicts are counted and logged. An erased recording
+// (a tombstone with its identity and hash) is never published: the temp is
+// removed and place() returns kRefused "erased ..." (erase/eraser.h deletes
+// copies under the same lock, so a placement racing with an erasure is
+// either deleted by it or refused).
 //
 // Thread safety: any thread; placements are serialized (they are a few
 // renames and a row). env and store outlive the Placer.
@@ -64,6 +68,11 @@ class Placer {
   // their rows and queue entries. Leaves it where it is when that place
   // holds the same content or a conflict (logged). Returns where it is now.
   Result<std::string> relocate(const std::string& rel, const Identity& id);
+
+  // Under the placement lock: calls remove(rel) for each path (plain or
+  // qualified) that holds the content of `id` (by its row, else the file).
+  // The first error stops it.
+  Status erase_copies(const Identity& id, const std::function<Status(const std::string&)>& remove);
 
   // Where this node holds the content of `id` (at its plain or its
   // qualified path), or nullopt (not here, or it could not be told).

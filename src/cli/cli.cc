@@ -149,6 +149,36 @@ int cmd_locate(const Ctx& c) {
   return kExitOk;
 }
 
+// Erases one recording here and on every peer (they are told through a
+// durable queue; status shows what they have not acked yet). The object
+// store's deletions can take a while.
+int cmd_erase(const Ctx& c) {
+  if (c.reason.empty()) {
+    std::fprintf(stderr, "recsync: erase needs --reason TEXT (kept in the audit log)\n");
+    return kExitUsage;
+  }
+  json r;
+  int rc = call(c, {{"cmd", "erase"}, {"target", c.target}, {"reason", c.reason}}, &r,
+                std::chrono::seconds(120));
+  if (rc == kExitFailure && c.json_out) print_json(r);
+  if (rc != kExitOk) return rc;
+  r.erase("ok");
+  if (c.json_out) {
+    print_json(r);
+    return kExitOk;
+  }
+  std::printf("erased %s (%s's recording, %s)\n", r["origin_path"].get<std::string>().c_str(),
+              r["origin"].get<std::string>().c_str(), r["hash"].get<std::string>().c_str());
+  for (auto& p : r["removed"]) std::printf("  deleted %s\n", p.get<std::string>().c_str());
+  if (r.contains("object_store"))
+    std::printf("  object store: %s\n", r["object_store"].get<std::string>().c_str());
+  std::string peers;
+  for (auto& p : r["peers"]) peers += (peers.empty() ? "" : ", ") + p.get<std::string>();
+  if (!peers.empty())
+    std::printf("  peers told through the erase queue: %s (see recsync status)\n", peers.c_str());
+  return kExitOk;
+}
+
 // A download can take a while; the window of a rebuilt node much longer.
 int cmd_fetch(const Ctx& c) {
   if (c.window == !c.id.empty()) {
@@ -414,6 +444,14 @@ void build(CLI::App& app, Ctx& c, std::function<int()>& run) {
   locate->add_option("id", c.id, "recording id (call uuid) or path")->required();
   locate->add_flag("--json", c.json_out, "machine-readable output");
   locate->callback(on(cmd_locate));
+
+  auto* erase = app.add_subcommand(
+      "erase", "erase one recording here and on every peer (GDPR Art. 17); refused while held");
+  erase->add_option("target", c.target, "recording id (call uuid) or archive-relative path")
+      ->required();
+  erase->add_option("--reason", c.reason, "why (required; kept in the audit log on every node)");
+  erase->add_flag("--json", c.json_out, "machine-readable output");
+  erase->callback(on(cmd_erase));
 
   auto* bw = app.add_subcommand(
       "bandwidth", "show the replication cap in force and why, or override it for a while");

@@ -175,6 +175,22 @@ std::string human_status(const json& s) {
                        : "; refused: " + re["refused"].get<std::string>());
   if (re.contains("waiting") && !re["waiting"].get<std::string>().empty())
     o += "           next pass " + re["waiting"].get<std::string>() + "\n";
+  if (s.contains("erasure") && s["erasure"].is_object()) {
+    const json& er = s["erasure"];
+    std::string peers;
+    for (auto& p : er["peers"])
+      peers += fmt::format(
+          "; {} not acked by {}{}", p["pending"].get<uint64_t>(), p["peer"].get<std::string>(),
+          p["refused"].get<uint64_t>()
+              ? fmt::format(" ({} refused: held there)", p["refused"].get<uint64_t>())
+              : "");
+    o += fmt::format("erasure    {} erased here, {} tombstones{}{}\n",
+                     er["erased_total"].get<uint64_t>(), er["tombstones"].get<uint64_t>(),
+                     er["pending"].get<uint64_t>()
+                         ? fmt::format(", {} not finished", er["pending"].get<uint64_t>())
+                         : "",
+                     peers);
+  }
   if (s.contains("backfill") && s["backfill"].is_object()) {
     const json& bf = s["backfill"];
     const uint64_t total = bf["bytes_total"].get<uint64_t>();

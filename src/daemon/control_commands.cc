@@ -171,6 +171,34 @@ void fetch(ControlContext& c, const json& req, const PeerCred& who, Reply& reply
       std::move(reply));
 }
 
+// One recording erased here and queued for every peer; file and network
+// work, so off the loop.
+void erase(ControlContext& c, const json& req, const PeerCred& who, Reply& reply) {
+  if (!c.eraser) return reply(error("erasure is not available"));
+  erase::EraseRequest r{
+      req.value("target", ""), req.value("reason", ""), static_cast<int64_t>(who.uid), {}, false};
+  for (const SpoolItem& s : c.spool->find(r.target)) {  // the pipeline is read on this thread
+    r.in_spool = true;
+    if (!s.in_flight) r.spool_rels.push_back(s.rel);
+  }
+  erase::Eraser* e = c.eraser;
+  c.off_loop(
+      [e, r]() -> json {
+        auto out = e->erase(r);
+        if (!out) {
+          json j = error(out.status().message());
+          j["refused"] = out.status().code() == Status::Code::kRefused;
+          return j;
+        }
+        json j = {{"ok", true},         {"origin", out->origin},   {"origin_path", out->origin_rel},
+                  {"hash", out->hash},  {"removed", out->removed}, {"bytes", out->bytes},
+                  {"peers", out->peers}};
+        if (!out->object_store.empty()) j["object_store"] = out->object_store;
+        return j;
+      },
+      std::move(reply));
+}
+
 json dry_run_json(const Result<PruneReport>& rep, int64_t keep_s) {
   if (!rep) return error(rep.status().message());
   json a = json::array();
@@ -320,6 +348,7 @@ const std::map<std::string, Handler>& handlers() {
                                                    {"hold_release", hold_release},
                                                    {"hold_list", hold_list},
                                                    {"locate", locate},
+                                                   {"erase", erase},
                                                    {"prune", prune},
                                                    {"reload", reload},
                                                    {"backfill_start", backfill_start},

@@ -16,6 +16,9 @@
 //   backfill_status                the newest backfill: state, peers, progress
 //   fetch {id} | {window: true}    a recording (or this node's hot window)
 //                                  back from the object store (off the loop)
+//   erase {target, reason}         erase one recording here and on every peer
+//                                  (erase/eraser.h), audited with the
+//                                  caller's uid; off the loop
 //   prune {dry_run}                a pass now, or what one would remove
 //   reload                         what SIGHUP does
 //   bandwidth {action}             the replication cap in force and why;
@@ -35,6 +38,7 @@
 
 #include "archive/spool_pipeline.h"
 #include "control/control_server.h"
+#include "erase/eraser.h"
 #include "objtier/object_tier.h"
 #include "recsync/env.h"
 #include "replication/bandwidth.h"
@@ -59,6 +63,7 @@ struct ControlContext {
   replication::BandwidthControl* bandwidth = nullptr;  // null: the command says so
   objtier::ObjectTier* tier = nullptr;                 // null without [object_store]
   scrub::Scrubber* scrub = nullptr;                    // always set by the daemon
+  erase::Eraser* eraser = nullptr;                     // null: the command says so
   std::function<nlohmann::json()> status;
   std::function<void()> reload;
   // Runs work on another thread and calls done(result) back on the owner

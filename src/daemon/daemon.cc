@@ -14,8 +14,9 @@
 #include "daemon/control_commands.h"
 #include "daemon/metrics_endpoint.h"
 #include "daemon/preflight.h"
-#include "daemon/settings.h"
 #include "daemon/status.h"
+#include "daemon/wiring.h"
+#include "erase/eraser.h"
 #include "objtier/object_tier.h"
 #include "peer/identity.h"
 #include "recsync/clock.h"
@@ -78,6 +79,7 @@ class Daemon::Impl {
   // Where recordings land in the archive (the identity rule), shared by the
   // archiver and the peer receiver.
   std::unique_ptr<Placer> placer_;
+  std::unique_ptr<erase::Eraser> eraser_;  // erasures (erase/eraser.h)
   // Recordings the archiver leaves in the page cache for the peer senders.
   PageBudget page_budget_;
   std::unique_ptr<Archiver> archiver_;
@@ -132,6 +134,7 @@ Status Daemon::Impl::open_state() {
   if (!st) return st.status();
   store_ = std::move(st).value();
   placer_ = std::make_unique<Placer>(env_, store_.get(), cfg_.archive.path, cfg_.node);
+  eraser_ = make_eraser(cfg_, env_, store_.get(), placer_.get());
   return Status::ok();
 }
 
@@ -142,26 +145,7 @@ Status Daemon::Impl::start_replication() {
   if (!id) return id.status().with_context("node identity");
   // Entries queued for a peer that is no longer configured stay (the peer
   // may come back under that name) but are reported.
-  std::string orphans;
-  if (auto q = store_->queue().peers_with_entries()) {
-    for (auto& [name, n] : *q) {
-      if (std::any_of(cfg_.peers.begin(), cfg_.peers.end(),
-                      [&](const PeerConfig& p) { return p.name == name; }))
-        continue;
-      if (name == kStoreDestination) {
-        if (!cfg_.object_store.enabled)
-          orphans += fmt::format(
-              "{}{} recordings are queued for the object store, which is not "
-              "configured any more",
-              orphans.empty() ? "" : "; ", n);
-        continue;
-      }
-      orphans += fmt::format(
-          "{}{} recordings are queued for peer '{}', which is not configured "
-          "any more",
-          orphans.empty() ? "" : "; ", n, name);
-    }
-  }
+  const std::string orphans = orphaned_queue_report(cfg_, *store_);
   if (!orphans.empty()) {
     lg_->warn("{}", orphans);
     alarms_.push_back({"warning", orphans});
@@ -175,6 +159,7 @@ Status Daemon::Impl::start_replication() {
   o.archive_root = cfg_.archive.path;
   o.peers = cfg_.peers;
   o.page_budget = &page_budget_;
+  o.eraser = eraser_.get();
   auto s = replication::Service::create(env_, store_.get(), *id, std::move(o));
   if (!s) return s.status();
   repl_ = std::move(s).value();
@@ -236,7 +221,11 @@ Status Daemon::Impl::start_components() {
   control_ctx_.scrub = scrub_.get();
   control_ctx_.status = [this] { return status(); };
   control_ctx_.reload = [this] { reload(); };
-  control_ctx_.off_loop = off_loop_runner(&loop_);
+  control_ctx_.eraser = eraser_.get();
+  control_ctx_.off_loop = [this](std::function<json()> work, std::function<void(json)> done) {
+    queue_off_loop(&loop_, std::move(work), std::move(done));
+  };
+  hook_eraser(*eraser_, tier_.get());
   return Status::ok();
 }
 
@@ -320,6 +309,10 @@ Status Daemon::Impl::run() {
     uv_loop_close(&loop_);
     return s;
   }
+  // Erasures a crash interrupted are finished before the archive is adopted.
+  if (Status e = eraser_->finish_pending(/*with_store=*/false); !e) lg_->warn("{}", e.message());
+  if (Status e = eraser_->sweep_archive(); !e) lg_->warn("erased copies: {}", e.message());
+  eraser_->start();
   reconciler_->start(spool_->filter(), [r = retention_.get()] { r->set_reconciled(); });
   if (repl_)
     retention_->set_peer_clocks([r = repl_.get()] {
@@ -346,6 +339,7 @@ Status Daemon::Impl::run() {
   retention_->stop();
   scrub_->stop();
   reconciler_->stop();
+  eraser_->stop();
   int rc = uv_loop_close(&loop_);
   if (rc != 0) lg_->warn("event loop closed with handles open: {}", uv_strerror(rc));
   write_clean_marker();
@@ -355,6 +349,7 @@ Status Daemon::Impl::run() {
 
 void Daemon::Impl::write_clean_marker() {
   repl_.reset();
+  eraser_.reset();
   archiver_.reset();
   placer_.reset();
   tier_.reset();
@@ -419,6 +414,7 @@ void Daemon::Impl::reload() {
   spool_->reload(n.spool.include, n.spool.exclude, n.spool.settle, n.archive.retry_max);
   retention_->set_settings(retention_settings(n));
   scrub_->set_settings(scrub_settings(n));
+  eraser_->set_keep(n.retention.keep);
   lg_->info("SIGHUP: configuration reloaded from {}", cfg_.source);
   spool_->rescan("");  // include patterns may have widened
 }
@@ -460,6 +456,10 @@ StatusInputs Daemon::Impl::status_inputs(bool alarms_only) {
   if (auto m = store_->db().get_meta("pruned_total"); m && m->has_value())
     in.pruned_total = std::strtoull((*m)->c_str(), nullptr, 10);
   if (auto h = store_->holds().list()) in.holds = h->size();
+  if (auto n = store_->tombstones().erased_total()) in.erased_total = *n;
+  if (auto n = store_->tombstones().count()) in.tombstones = *n;
+  if (auto p = store_->tombstones().pending()) in.erase_pending = p->size();
+  if (auto q = store_->tombstones().queue_stats()) in.erase_queue = std::move(q).value();
   if (repl_)
     if (auto v = repl_->backfill().view()) in.backfill = std::move(v).value();
   return in;

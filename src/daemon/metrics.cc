@@ -109,6 +109,30 @@ void collect_retention(const StatusInputs& in, Writer& w) {
   w.gauge("recsync_holds", "Holds in force (recordings kept from pruning).", in.holds);
 }
 
+void collect_erasure(const StatusInputs& in, Writer& w) {
+  w.counter("recsync_erasures_total",
+            "Recording copies erased on this node by recsync erase or a peer's erasure (kept "
+            "across restarts).",
+            in.erased_total);
+  w.gauge("recsync_tombstones", "Erased recordings remembered so they never come back.",
+          in.tombstones);
+  w.gauge("recsync_erase_unfinished", "Erasures whose files or object are still to delete here.",
+          in.erase_pending);
+  if (!in.repl || in.repl->peers.empty()) return;
+  // Every configured peer, 0 when nothing waits for it.
+  auto of = [&](const std::string& peer) {
+    for (const ErasePeerStats& e : in.erase_queue)
+      if (e.peer == peer) return e;
+    return ErasePeerStats{};
+  };
+  if (w.family("recsync_erase_pending", MetricType::kGauge,
+               "Erasures the peer has not acknowledged yet (refused ones included)."))
+    for (const auto& p : in.repl->peers) w.sample({{"peer", p.name}}, of(p.name).pending);
+  if (w.family("recsync_erase_refused", MetricType::kGauge,
+               "Erasures the peer refused (a hold there); asked again every 10 minutes."))
+    for (const auto& p : in.repl->peers) w.sample({{"peer", p.name}}, of(p.name).refused);
+}
+
 void collect_alarms(const StatusInputs& in, int64_t now, Writer& w) {
   double warning = 0, critical = 0;
   for (const Alarm& a : status_alarms(in, now)) (a.severity == "critical" ? critical : warning)++;
@@ -270,6 +294,7 @@ void collect_daemon_metrics(const StatusInputs& in, int64_t now_ms, Exposition& 
   collect_spool(in, now_ms, w);
   collect_archive(in, w);
   collect_retention(in, w);
+  collect_erasure(in, w);
   collect_alarms(in, now_ms, w);
   collect_bandwidth(in, w);
   if (in.repl && !in.repl->peers.empty()) collect_peers(*in.repl, now_ms, w);

@@ -232,6 +232,13 @@ std::vector<Alarm> status_alarms(const StatusInputs& in, int64_t now) {
   if (auto s = spool_usage_alarm(in.spool_usage.used_pct, in.usage_warn_pct, in.usage_crit_pct))
     a.push_back(*s);
   a.insert(a.end(), in.other_alarms.begin(), in.other_alarms.end());
+  for (const ErasePeerStats& e : in.erase_queue)
+    if (e.refused > 0)
+      a.push_back({"warning", "peer " + e.peer + " refused " + std::to_string(e.refused) +
+                                  " erasure(s): " + e.last_error});
+  if (in.erase_pending > 0)
+    a.push_back({"warning", std::to_string(in.erase_pending) +
+                                " erasure(s) not finished here (retried; see the log)"});
   if (in.repl) peer_alarms(*in.repl, now, a);
   if (in.conflicts > 0)
     a.push_back({"warning",
@@ -301,6 +308,16 @@ json status_json(const StatusInputs& in, int64_t now) {
   j["backfill"] = in.backfill ? backfill_json(*in.backfill) : json(nullptr);
   j["scrub"] = in.scrub ? scrub::snapshot_json(*in.scrub, in.node) : json(nullptr);
   j["identity"] = {{"collisions", in.collisions}, {"conflicts", in.conflicts}};
+  json eq = json::array();
+  for (const ErasePeerStats& e : in.erase_queue)
+    eq.push_back({{"peer", e.peer},
+                  {"pending", e.pending},
+                  {"refused", e.refused},
+                  {"last_error", e.last_error}});
+  j["erasure"] = {{"erased_total", in.erased_total},
+                  {"tombstones", in.tombstones},
+                  {"pending", in.erase_pending},
+                  {"peers", eq}};
   const bool serving = !in.metrics_address.empty();
   j["metrics"] = {{"listen", in.metrics_listen},
                   {"address", serving ? json(in.metrics_address) : json(nullptr)},

@@ -14,7 +14,8 @@
 // with uploads waiting (warning), the oldest upload waiting longer than
 // upload_warn (warning: `recsync status --check` exits 1), uploads waiting
 // for a retry or in conflict (warning), object deletions failing (warning);
-// damaged recordings found by the scrub (scrub/report.h scrub_alarm).
+// damaged recordings found by the scrub (scrub/report.h scrub_alarm);
+// erasures a peer refused (a hold there) or not finished here (warning).
 //
 // Thread safety: pure functions; any thread.
 #include <cstdint>
@@ -32,6 +33,7 @@
 #include "retention/scheduler.h"
 #include "scrub/scrubber.h"
 #include "state/rows.h"
+#include "state/tombstones.h"
 
 namespace recsync {
 
@@ -79,8 +81,11 @@ struct StatusInputs {
   uint16_t metrics_port = 0;
   // the scrub (nullopt: none; the daemon always has one)
   std::optional<scrub::Snapshot> scrub;
-  // Issue 11's remaining parts add their snapshots here (erasures, peer
-  // clock offsets), read by status_json and daemon/metrics.h alike.
+  // erasure (erase/eraser.h): recordings erased here (audit rows, kept
+  // across restarts), tombstones kept, erasures not finished here, and per
+  // peer the erasures it has not acked (refused: held there)
+  uint64_t erased_total = 0, tombstones = 0, erase_pending = 0;
+  std::vector<ErasePeerStats> erase_queue;
 };
 
 // Spool usage against the watermarks, or nullopt below them.

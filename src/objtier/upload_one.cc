@@ -49,8 +49,20 @@ std::string describe(const ObjectInfo& i) {
 
 }  // namespace
 
+bool Uploader::erased(const QueueItem& q) {
+  auto t = store_->tombstones().get(q.origin_rel.empty() ? q.rel : q.origin_rel,
+                                    q.origin.empty() ? kLocalOrigin : q.origin);
+  return t && t->has_value() && (*t)->hash == q.hash;
+}
+
 S3Status Uploader::upload_one(Worker& w, const QueueItem& q) {
   auto lg = log::get("objstore");
+  // Erased (erase/eraser.h): never uploaded.
+  if (erased(q)) {
+    lg->warn("{} was erased; dropped from the upload queue", q.rel);
+    (void)store_->queue().done(kStoreDestination, q.rel, q.hash);
+    return S3Status::ok();
+  }
   const std::string key = own_key(opt_, q.rel, q.origin_rel);
   GiveBack give_back{budget_, q.size};
   auto f = env_->open_read(path_join(opt_.archive_root, q.rel));
@@ -224,6 +236,12 @@ S3Status Uploader::verify_and_record(Worker& w, const std::string& key, const Qu
   if (was_present && node != info->metadata.end() && node->second != opt_.node)
     o.origin = node->second;
   if (Status s = store_->objects().upsert(o); !s) return local_error(s.message());
+  if (erased(q)) {
+    // Erased while it was on its way: the eraser deletes the object again.
+    (void)store_->tombstones().reopen(q.origin_rel.empty() ? q.rel : q.origin_rel,
+                                      q.origin.empty() ? kLocalOrigin : q.origin);
+    log::get("objstore")->warn("{} was erased during its upload: the object goes too", q.rel);
+  }
   if (opt_.object_lock && !o.legal_hold && this->held(q)) {
     // Held while it was on its way (the hold sync had not seen the object).
     S3Status h = set_legal_hold(w, o, true);

@@ -128,6 +128,8 @@ class Uploader {
 
   // upload_one.cc
   objstore::S3Status upload_one(Worker& w, const QueueItem& q);
+  // q's recording was erased (a tombstone with its hash): not uploaded.
+  bool erased(const QueueItem& q);
   objstore::S3Status upload_parts(Worker& w, const std::string& key, const QueueItem& q, int fd,
                                   const std::vector<objstore::PartRange>& parts,
                                   const FileDigest& d, const objstore::PutOptions& po);

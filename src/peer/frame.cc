@@ -7,7 +7,7 @@ namespace recsync::peer {
 
 bool is_known_frame_type(uint8_t t) {
   return t >= static_cast<uint8_t>(FrameType::kHello) &&
-         t <= static_cast<uint8_t>(FrameType::kPullRep);
+         t <= static_cast<uint8_t>(FrameType::kErase);
 }
 
 const char* frame_type_name(FrameType t) {
@@ -48,6 +48,8 @@ const char* frame_type_name(FrameType t) {
       return "HOLDS";
     case FrameType::kPullRep:
       return "PULL_REP";
+    case FrameType::kErase:
+      return "ERASE";
   }
   return "UNKNOWN";
 }
@@ -350,6 +352,39 @@ Status decode(std::span<const uint8_t> body, HoldMsg* m) {
   if (m->has_hash && (m->origin.empty() || m->origin_rel.empty()))
     return Status::corrupt("peer message: HOLD identity without origin or path");
   return r.expect_end("HOLD");
+}
+
+Status encode(const EraseMsg& m, std::vector<uint8_t>& out) {
+  if (m.origin.empty() || m.origin_rel.empty())
+    return Status::invalid("ERASE: empty origin or path");
+  RECSYNC_RETURN_IF_ERROR(check_len(m.origin.size(), kMaxNodeName, "erase origin"));
+  RECSYNC_RETURN_IF_ERROR(check_len(m.origin_rel.size(), kMaxPathLen, "erase path"));
+  RECSYNC_RETURN_IF_ERROR(check_len(m.reason.size(), kMaxReasonLen, "reason"));
+  WireWriter w(out);
+  w.u64(m.id);
+  w.str(m.origin);
+  w.str(m.origin_rel);
+  w.raw(m.hash);
+  w.str(m.reason);
+  w.u64(static_cast<uint64_t>(m.erased_ms));
+  w.u64(static_cast<uint64_t>(m.uid));
+  return Status::ok();
+}
+Status decode(std::span<const uint8_t> body, EraseMsg* m) {
+  WireReader r(body);
+  RECSYNC_RETURN_IF_ERROR(r.u64(&m->id, "ERASE id"));
+  RECSYNC_RETURN_IF_ERROR(r.str(&m->origin, kMaxNodeName, "ERASE origin"));
+  RECSYNC_RETURN_IF_ERROR(r.str(&m->origin_rel, kMaxPathLen, "ERASE path"));
+  if (m->origin.empty() || m->origin_rel.empty())
+    return Status::corrupt("peer message: ERASE without origin or path");
+  RECSYNC_RETURN_IF_ERROR(r.raw(m->hash, kHashLen, "ERASE hash"));
+  RECSYNC_RETURN_IF_ERROR(r.str(&m->reason, kMaxReasonLen, "ERASE reason"));
+  uint64_t t = 0, uid = 0;
+  RECSYNC_RETURN_IF_ERROR(r.u64(&t, "ERASE time"));
+  RECSYNC_RETURN_IF_ERROR(r.u64(&uid, "ERASE uid"));
+  m->erased_ms = static_cast<int64_t>(t);
+  m->uid = static_cast<int64_t>(uid);
+  return r.expect_end("ERASE");
 }
 
 Status encode(const PingMsg& m, std::vector<uint8_t>& out) {

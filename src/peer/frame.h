@@ -20,6 +20,9 @@
 //   sender    HOLD{id, op, target, reason, created_ms}
 //   receiver  ACK{id} once the hold is stored, or NACK
 //             (holds placed on one node are copied to its peers)
+//   sender    ERASE{id, origin, path, hash, reason, erased_ms, uid}   (version 3)
+//   receiver  ACK{id} once erased there (files gone, tombstone stored), or
+//             NACK{id, kHeld} (a hold there keeps it) / NACK{id, kRetry}
 // Backfill (SPEC 4.6; bodies and their limits in backfill/messages.h):
 //   initiator DIGEST_REQ{id, ranges}  -> DIGEST_REP{id, (count, digest) per range}
 //   initiator LIST_REQ{id, kind, t0, t1} -> MANIFEST{id, last, entries}... until last
@@ -61,6 +64,7 @@ enum class FrameType : uint8_t {
   kHoldsReq = 16,
   kHolds = 17,
   kPullRep = 18,
+  kErase = 19,  // protocol version 3
 };
 bool is_known_frame_type(uint8_t t);
 const char* frame_type_name(FrameType t);
@@ -72,7 +76,14 @@ inline constexpr size_t kMaxFrameLen = kMaxFramePayload + 1;  // value of the le
 inline constexpr size_t kMaxChunk = kMaxFramePayload - 8 - 4;
 // 2: HELLO names its lane, OFFER its origin, HOLD the identity it holds,
 // PING/PONG carry wall-clock timestamps; backfill frames 11-18.
-inline constexpr uint32_t kProtocolVersion = 2;
+// 3: ERASE (19). A receiver answers HELLO with the older of the two
+// versions; a sender accepts a peer of kMinProtocolVersion or later (a
+// version-2 node drops a link whose HELLO names 3: the sender then says 2 on
+// the next link). With a version-2 peer everything but ERASE works, and
+// erasures wait in the queue until the peer is upgraded.
+inline constexpr uint32_t kProtocolVersion = 3;
+inline constexpr uint32_t kMinProtocolVersion = 2;
+inline constexpr uint32_t kEraseVersion = 3;  // the first version with ERASE
 inline constexpr size_t kMaxNodeName = 255;
 inline constexpr size_t kMaxPathLen = 1024;  // same limit as validate_peer_path
 inline constexpr size_t kMaxReasonLen = 1024;
@@ -164,7 +175,7 @@ class WireReader {
 enum class Lane : uint8_t { kLive = 0, kBackfill = 1 };
 struct HelloMsg {
   uint32_t version = kProtocolVersion;
-  std::string node;  // 1..kMaxNodeName bytes
+  std::string node;         // 1..kMaxNodeName bytes
   Lane lane = Lane::kLive;  // decode rejects other values
 };
 struct OfferMsg {
@@ -186,7 +197,15 @@ struct IdMsg {  // END, ACK
 struct NackMsg {
   // kConflict: the receiver holds other content under this identity; the
   // sender drops the entry (neither copy is overwritten).
-  enum Code : uint8_t { kRetry = 1, kRefused = 2, kHashMismatch = 3, kNoSpace = 4, kConflict = 5 };
+  // kHeld: (ERASE) a hold on the receiver keeps the recording; not erased.
+  enum Code : uint8_t {
+    kRetry = 1,
+    kRefused = 2,
+    kHashMismatch = 3,
+    kNoSpace = 4,
+    kConflict = 5,
+    kHeld = 6
+  };
   uint64_t id = 0;
   uint8_t code = kRetry;
   std::string reason;  // at most kMaxReasonLen bytes
@@ -216,6 +235,18 @@ struct HoldMsg {
   uint8_t hash[kHashLen]{};
 };
 
+// One recording erased on the sender's node (SPEC 4.4): the receiver
+// erases its copies of that identity and keeps a tombstone.
+struct EraseMsg {
+  uint64_t id = 0;
+  std::string origin;      // the node that recorded it, 1..kMaxNodeName bytes
+  std::string origin_rel;  // its origin path, 1..kMaxPathLen bytes
+  uint8_t hash[kHashLen]{};
+  std::string reason;  // at most kMaxReasonLen bytes
+  int64_t erased_ms = 0;
+  int64_t uid = -1;  // the operator's uid on the node it was asked on (-1: none)
+};
+
 // encode() appends the body (not the frame header) and returns kInvalid when
 // a field breaks its limit. decode() parses a whole body (kCorrupt on any
 // violation).
@@ -226,6 +257,7 @@ Status encode(const IdMsg& m, std::vector<uint8_t>& out);
 Status encode(const NackMsg& m, std::vector<uint8_t>& out);
 Status encode(const PingMsg& m, std::vector<uint8_t>& out);
 Status encode(const HoldMsg& m, std::vector<uint8_t>& out);
+Status encode(const EraseMsg& m, std::vector<uint8_t>& out);
 Status decode(std::span<const uint8_t> body, HelloMsg* m);
 Status decode(std::span<const uint8_t> body, OfferMsg* m);
 Status decode(std::span<const uint8_t> body, ChunkMsg* m);
@@ -233,6 +265,7 @@ Status decode(std::span<const uint8_t> body, IdMsg* m);
 Status decode(std::span<const uint8_t> body, NackMsg* m);
 Status decode(std::span<const uint8_t> body, PingMsg* m);
 Status decode(std::span<const uint8_t> body, HoldMsg* m);
+Status decode(std::span<const uint8_t> body, EraseMsg* m);
 
 // Without copying the data: encode_chunk appends a SIGNATURE/DELTA body for
 // (id, data) to out; decode_chunk_view points `data` into `body` (valid while

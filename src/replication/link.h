@@ -22,6 +22,10 @@
 #include "replication/peer_board.h"
 #include "state/store.h"
 
+namespace recsync::erase {
+class Eraser;
+}
+
 namespace recsync::replication {
 
 using namespace std::chrono_literals;
@@ -55,6 +59,9 @@ struct ServiceOptions {
   // Where received recordings are published (archive/placer.h), shared with
   // the archiver; not owned. Null: the service uses one of its own.
   Placer* placer = nullptr;
+  // Applies the peers' ERASE messages (erase/eraser.h); not owned. Null: an
+  // ERASE is answered NACK retry (the peer keeps it queued).
+  erase::Eraser* eraser = nullptr;
 };
 
 inline int64_t wall_ns(Env* env) { return to_ns(env->now()); }

@@ -4,6 +4,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "backfill/entry.h"
 #include "peer/frame.h"
 #include "peer/path_policy.h"
@@ -126,10 +128,14 @@ Status Receiver::hello(Inbound* in, Connection& c, size_t peer) {
   if (fr->type != FrameType::kHello) return Status::corrupt("first frame is not HELLO");
   peer::HelloMsg h;
   RECSYNC_RETURN_IF_ERROR(peer::decode(fr->payload, &h));
-  RECSYNC_RETURN_IF_ERROR(send_msg(c, FrameType::kHello,
-                                   peer::HelloMsg{peer::kProtocolVersion, ctx_.opt.node, h.lane}));
-  if (h.version != peer::kProtocolVersion)
-    return Status::refused("peer speaks protocol version " + std::to_string(h.version));
+  // The version the peer said, if older than ours: an older sender drops a
+  // link whose answer names another version than its own.
+  const uint32_t v = std::min(h.version, peer::kProtocolVersion);
+  RECSYNC_RETURN_IF_ERROR(send_msg(c, FrameType::kHello, peer::HelloMsg{v, ctx_.opt.node, h.lane}));
+  if (h.version < peer::kMinProtocolVersion)
+    return Status::refused("peer speaks protocol version " + std::to_string(h.version) +
+                           ", older than " + std::to_string(peer::kMinProtocolVersion) +
+                           ": upgrade it");
   {
     std::lock_guard<std::mutex> l(mu_);
     in->peer = name;
@@ -175,6 +181,11 @@ Status Receiver::dispatch(Connection& c, size_t peer, const peer::Frame& f, Fini
       peer::HoldMsg m;
       RECSYNC_RETURN_IF_ERROR(peer::decode(f.payload, &m));
       return receive_hold(c, peer, m);
+    }
+    case FrameType::kErase: {
+      peer::EraseMsg m;
+      RECSYNC_RETURN_IF_ERROR(peer::decode(f.payload, &m));
+      return receive_erase(c, peer, m);
     }
     case FrameType::kOffer: {
       peer::OfferMsg o;

@@ -3,7 +3,8 @@
 // replication.listen and one session thread per accepted link (at most
 // kMaxInbound at once; a new link from a peer on the same lane replaces its
 // old one). A session answers HELLO, PING (with timestamps, for the peer's
-// clock check), HOLD (stored as copied, never queued back), the backfill
+// clock check), HOLD (stored as copied, never queued back), ERASE (applied
+// through the Eraser, erase/eraser.h; version 3 peers), the backfill
 // requests (backfill_server.h) and OFFERs: it sends the signature of its
 // basis (InboundFile), patches the delta on the session thread, and hands
 // the end of each transfer (fsync, hash check, placement by the identity
@@ -68,6 +69,9 @@ class Receiver {
   Status receive_delta(peer::Connection& c, size_t peer, const peer::OfferMsg& o, InboundFile& in,
                        Finisher& fin, Status& patch_err, uint64_t& delta_bytes);
   Status receive_hold(peer::Connection& c, size_t peer, const peer::HoldMsg& h);
+  // An ERASE (receiver_erase.cc): the Eraser erases the copies here; ACK, or
+  // NACK kHeld when a hold here keeps it (kRetry on other trouble).
+  Status receive_erase(peer::Connection& c, size_t peer, const peer::EraseMsg& m);
   // Sends the verdicts of finished transfers.
   Status send_verdicts(peer::Connection& c, size_t peer, Finisher& fin);
   // Records a received recording (at rel) in the index.

@@ -74,6 +74,7 @@ void Sender::main() {
       }
       bool greeted = false;
       end = session(*conn, greeted);
+      if (greeted) hello_version_ = peer::kProtocolVersion;
       if (greeted) {
         failures = 0;
         last_logged.clear();
@@ -106,14 +107,28 @@ void Sender::main() {
 
 Status Sender::hello(Connection& c) {
   RECSYNC_RETURN_IF_ERROR(
-      send_msg(c, FrameType::kHello, peer::HelloMsg{peer::kProtocolVersion, ctx_.opt.node, lane_}));
+      send_msg(c, FrameType::kHello, peer::HelloMsg{hello_version_, ctx_.opt.node, lane_}));
   auto fr = c.recv(kHelloTimeout);
   if (!fr) return fr.status().with_context("waiting for HELLO");
   if (fr->type != FrameType::kHello) return Status::corrupt("first frame is not HELLO");
   peer::HelloMsg h;
   RECSYNC_RETURN_IF_ERROR(peer::decode(fr->payload, &h));
-  if (h.version != peer::kProtocolVersion)
-    return Status::refused("peer speaks protocol version " + std::to_string(h.version));
+  if (h.version < peer::kMinProtocolVersion)
+    return Status::refused("peer speaks protocol version " + std::to_string(h.version) +
+                           ", older than " + std::to_string(peer::kMinProtocolVersion) +
+                           ": upgrade it");
+  if (h.version < hello_version_) {
+    // An older peer drops a link whose HELLO is newer than its own version:
+    // the next link says its version (and the one after a working session,
+    // ours again: it may have been upgraded).
+    hello_version_ = h.version;
+    return Status::io("peer speaks protocol version " + std::to_string(h.version) +
+                      ": reconnecting with it");
+  }
+  peer_version_ = std::min(h.version, hello_version_);
+  if (peer_version_ < peer::kEraseVersion && !backfill())
+    ctx_.lg->warn("peer {} speaks protocol version {}: erasures wait until it is upgraded",
+                  cfg_.name, h.version);
   if (h.node != cfg_.name)
     ctx_.lg->warn("peer {} calls itself '{}' (the pinned fingerprint matched)", cfg_.name, h.node);
   return Status::ok();
@@ -159,8 +174,17 @@ Status Sender::session(Connection& c, bool& greeted) {
 
 Status Sender::step(Link& l, uint64_t& next_id, bool& worked) {
   worked = true;
-  // Hold changes first: they are tiny and protect recordings. Sent with no
-  // transfer awaiting its verdict, so their answer is the next frame.
+  // Erasures first, then hold changes: tiny, and they say what must go or
+  // stay. Sent with no transfer awaiting its verdict, so their answer is
+  // the next frame.
+  if (!backfill() && peer_version_ >= peer::kEraseVersion) {
+    auto e = ctx_.store->tombstones().next(cfg_.name, ctx_.now_ms());
+    if (!e) return e.status().with_context("erase queue");
+    if (e->has_value()) {
+      while (!l.awaiting.empty()) RECSYNC_RETURN_IF_ERROR(wait_verdict(l));
+      return send_erase(l.c, **e, next_id++);
+    }
+  }
   if (!backfill()) {
     auto hold = ctx_.store->holds().next_op(cfg_.name);
     if (!hold) return hold.status().with_context("hold queue");
@@ -222,30 +246,6 @@ Status Sender::backfill_step(Link& l, uint64_t& next_id, bool& worked) {
   worked = true;
   pulled_at_ = now;
   return bc.pull(w->job, true);
-}
-
-Status Sender::ping_if_idle(Connection& c, std::chrono::steady_clock::time_point& last_traffic) {
-  if (std::chrono::steady_clock::now() - last_traffic < kIdlePing) return Status::ok();
-  RECSYNC_RETURN_IF_ERROR(ping(c));
-  last_traffic = std::chrono::steady_clock::now();
-  return Status::ok();
-}
-
-Status Sender::ping(Connection& c) {
-  const uint64_t nonce = static_cast<uint64_t>(steady_ns());
-  const peer::PingMsg out{nonce, wall_ns(ctx_.env), 0, 0};
-  RECSYNC_RETURN_IF_ERROR(send_msg(c, FrameType::kPing, out));
-  auto fr = c.recv(kHelloTimeout);
-  if (!fr) return fr.status().with_context("waiting for PONG");
-  const int64_t t3 = wall_ns(ctx_.env);
-  peer::PingMsg pong;
-  if (fr->type != FrameType::kPong || !peer::decode(fr->payload, &pong) || pong.nonce != nonce ||
-      pong.t0_ns != out.t0_ns)
-    return Status::corrupt("bad PONG");
-  clock_at_ = std::chrono::steady_clock::now();
-  const ClockSample cs = clock_sample(pong.t0_ns, pong.t1_ns, pong.t2_ns, t3);
-  if (!backfill()) ctx_.board.set_clock(i_, cs.offset_ms, cs.rtt_ms);
-  return Status::ok();
 }
 
 Status Sender::send_governed(Connection& c, FrameType t, uint64_t id, std::span<const uint8_t> data,
@@ -393,6 +393,7 @@ Status Sender::transfer(Link& l, const QueueItem& q, uint64_t id) {
   const Priority prio = q.prio == 0 && ctx_.now_ms() - q.enqueued_ms < ctx_.opt.live_window.count()
                             ? Priority::kLive
                             : Priority::kBulk;
+  erase_gen_ = ctx_.store->tombstones().generation();
   ctx_.board.begin_transfer(i_, backfill(), q.rel, q.size);
   struct EndTransfer {
     PeerBoard& b;
@@ -480,6 +481,7 @@ Status Sender::stream(Link& l, File& f, const QueueItem& q, uint64_t id, bool li
     }
     eof = *n == 0;
     read_total += *n;
+    RECSYNC_RETURN_IF_ERROR(check_not_erased(q));
     ctx_.board.transfer_read(i_, backfill(), read_total);
     if (literal) {
       RECSYNC_RETURN_IF_ERROR(
@@ -494,47 +496,6 @@ Status Sender::stream(Link& l, File& f, const QueueItem& q, uint64_t id, bool li
   }
   f.drop_cache();  // read through: the archive's pages are not needed again
   return send_id(l.c, FrameType::kEnd, id);
-}
-
-Status Sender::send_hold(Connection& c, const HoldOp& h, uint64_t id) {
-  peer::HoldMsg m;
-  m.id = id;
-  m.op = h.op == HoldOp::kAdd ? peer::HoldMsg::kAdd : peer::HoldMsg::kRelease;
-  m.target = h.hold.target;
-  m.reason = h.hold.reason.substr(0, peer::kMaxReasonLen);
-  m.created_ms = h.hold.created_ms;
-  if (h.hold.is_identity() && hash_to_bytes(h.hold.hash, m.hash)) {
-    m.has_hash = true;
-    m.origin = ctx_.placer.node_of(h.hold.origin);
-    m.origin_rel = h.hold.origin_rel;
-  }
-  std::vector<uint8_t> body;
-  if (Status s = peer::encode(m, body); !s) {
-    ctx_.lg->error("peer {}: hold on '{}' cannot be sent: {}", cfg_.name, h.hold.target,
-                   s.message());
-    return ctx_.store->holds().op_done(h.seq);
-  }
-  RECSYNC_RETURN_IF_ERROR(c.send(FrameType::kHold, body));
-  while (true) {
-    auto fr = c.recv(kReplyTimeout);
-    if (!fr) return fr.status().with_context("waiting for the answer to HOLD");
-    if (fr->type == FrameType::kPong) continue;
-    if (fr->type != FrameType::kAck && fr->type != FrameType::kNack)
-      return unexpected(*fr, "while waiting for a HOLD answer");
-    auto got = verdict_id(*fr);
-    if (!got) return got.status();
-    if (fr->type == FrameType::kAck) {
-      ctx_.lg->info("hold {} '{}' copied to {}", h.op == HoldOp::kAdd ? "on" : "release of",
-                    h.hold.target, cfg_.name);
-    } else {
-      peer::NackMsg n;
-      RECSYNC_RETURN_IF_ERROR(peer::decode(fr->payload, &n));
-      ctx_.lg->error("peer {} refused the hold change on '{}': {}", cfg_.name, h.hold.target,
-                     printable(n.reason));
-    }
-    if (*got != id) return Status::corrupt("reply for HOLD " + std::to_string(*got));
-    return ctx_.store->holds().op_done(h.seq);
-  }
 }
 
 }  // namespace recsync::replication

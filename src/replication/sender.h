@@ -1,6 +1,6 @@
 #pragma once
 // The sender of one lane to one peer (SPEC 4.2, 4.6). Each peer gets two:
-// the live lane sends hold changes and queue entries of prio 0/1, the
+// the live lane sends erasures, hold changes and queue entries of prio 0/1, the
 // backfill lane the prio-2 entries (and runs the node's backfill exchanges
 // with that peer, backfill/), each on a link of its own, so a live
 // recording never waits behind a backfill transfer; the governor gives live
@@ -73,6 +73,12 @@ class Sender {
   Status wait_verdict(Link& l);
   // Copies one hold change to the peer; OK once acked (or refused: logged).
   Status send_hold(peer::Connection& c, const HoldOp& h, uint64_t id);
+  // Tells the peer of one erasure (sender_control.cc); OK once answered:
+  // acked, the row goes; refused, it is due again later.
+  Status send_erase(peer::Connection& c, const EraseOp& e, uint64_t id);
+  // kIo when q's recording was erased since the transfer began (the link
+  // is dropped: the transfer is abandoned, the receiver keeps no copy).
+  Status check_not_erased(const QueueItem& q);
   void defer(const QueueItem& q, const std::string& why);
 
   bool backfill() const { return lane_ == peer::Lane::kBackfill; }
@@ -88,6 +94,9 @@ class Sender {
   // this steady time (0: not yet on this link: ask for all again).
   std::chrono::steady_clock::time_point pulled_at_{};
   std::chrono::steady_clock::time_point clock_at_{};  // last PING on this link
+  uint32_t peer_version_ = peer::kProtocolVersion;    // this link's (hello)
+  uint32_t hello_version_ = peer::kProtocolVersion;   // what the next HELLO says
+  uint64_t erase_gen_ = 0;  // Tombstones::generation() when the transfer began
 };
 
 }  // namespace recsync::replication

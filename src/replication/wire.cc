@@ -43,6 +43,8 @@ const char* nack_name(uint8_t c) {
       return "no space";
     case peer::NackMsg::kConflict:
       return "conflict";
+    case peer::NackMsg::kHeld:
+      return "held";
   }
   return "unknown";
 }

@@ -45,6 +45,13 @@ void append_audit_json_line(std::string& out, const AuditRow& row) {
   out += iso8601_utc_ms(row.deleted_ms);
   out += "\",\"policy\":";
   append_json_string(out, row.policy);
+  // An erasure (policy "erase") says why and who asked.
+  if (!row.reason.empty() || row.uid >= 0) {
+    out += ",\"reason\":";
+    append_json_string(out, row.reason);
+    out += ",\"uid\":";
+    out += std::to_string(row.uid);
+  }
   out += '}';
 }
 

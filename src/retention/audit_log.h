@@ -6,6 +6,8 @@
 //
 //   {"path":"2024/05/01/a.wav","size":123,"hash":"...","rec_time":"2024-05-01T10:00:00.000Z",
 //    "deleted_at":"2024-05-16T10:00:00.000Z","policy":"retention keep=15d"}
+// An erasure adds why and who asked (uid -1: it came from a peer without one):
+//   {...,"policy":"erase","reason":"GDPR request 12","uid":1000}
 //
 // Thread safety: one AuditLog per thread (the pruner owns it for one run).
 #include <memory>

@@ -215,6 +215,28 @@ CREATE TABLE IF NOT EXISTS object_uploads(
 PRAGMA user_version = 5;
 )sql";
 
+// Version 6: erasure (erase/eraser.h): who asked, expiry and pending files
+// on tombstones; erase_queue (one row per peer still to be told); the
+// audit table keeps an erasure's reason and operator.
+constexpr const char* kSchemaV6 = R"sql(
+ALTER TABLE tombstones ADD COLUMN uid INTEGER NOT NULL DEFAULT -1;
+ALTER TABLE tombstones ADD COLUMN expires_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tombstones ADD COLUMN from_peer TEXT NOT NULL DEFAULT '';
+ALTER TABLE tombstones ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE IF NOT EXISTS erase_queue(
+  peer TEXT NOT NULL,
+  origin_rel TEXT NOT NULL,
+  origin TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_try_ms INTEGER NOT NULL DEFAULT 0,
+  refused INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY(peer, origin_rel, origin)) WITHOUT ROWID;
+ALTER TABLE audit ADD COLUMN reason TEXT NOT NULL DEFAULT '';
+ALTER TABLE audit ADD COLUMN uid INTEGER NOT NULL DEFAULT -1;
+PRAGMA user_version = 6;
+)sql";
+
 // recsync_name_key(name) in SQL: the v3 migration fills name_key with it.
 void sql_name_key(sqlite3_context* ctx, int, sqlite3_value** argv) {
   const unsigned char* p = sqlite3_value_text(argv[0]);
@@ -372,6 +394,7 @@ Status Db::init_schema(const Lock& l, bool verify) {
   if (version < 3) RECSYNC_RETURN_IF_ERROR(exec(l, kSchemaV3));
   if (version < 4) RECSYNC_RETURN_IF_ERROR(exec(l, kSchemaV4));
   if (version < 5) RECSYNC_RETURN_IF_ERROR(exec(l, kSchemaV5));
+  if (version < 6) RECSYNC_RETURN_IF_ERROR(exec(l, kSchemaV6));
   return t.commit();
 }
 

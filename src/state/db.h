@@ -34,7 +34,7 @@ namespace recsync {
 
 class Db {
  public:
-  static constexpr int kSchemaVersion = 5;
+  static constexpr int kSchemaVersion = 6;
 
   // Opens (creating if absent) the database at path and, with verify, checks
   // it (PRAGMA quick_check: reads the whole file, seconds for a

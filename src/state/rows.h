@@ -54,6 +54,10 @@ struct AuditRow {
   int64_t rec_time_ms = 0;
   int64_t deleted_ms = 0;
   std::string policy;
+  // Erasure only (policy "erase"): why, and the operator's uid (-1: none,
+  // e.g. a pruning pass). Written to the log line only when set.
+  std::string reason;
+  int64_t uid = -1;
 };
 
 // One recording waiting to be acked by one peer (the replication queue).
@@ -94,6 +98,22 @@ struct TombstoneRow {
   std::string origin_rel, origin, hash;
   int64_t erased_ms = 0;
   std::string reason;
+  int64_t uid = -1;        // the operator who asked (on the node it was asked on)
+  int64_t expires_ms = 0;  // dropped after this (erase/plan.h); 0 = kept for ever
+  std::string from_peer;   // "" = asked here; else the peer whose ERASE it was
+  // Files (and the object-store object) still to delete: a crash between the
+  // transaction and the deletions leaves it set; the eraser finishes it.
+  bool pending = false;
+};
+
+// An erasure waiting to be told to one peer (table erase_queue).
+struct EraseOp {
+  std::string peer;
+  TombstoneRow t;
+  int attempts = 0;
+  int64_t next_try_ms = 0;
+  bool refused = false;  // the peer refused (a hold there): retried later
+  std::string last_error;
 };
 
 struct StoreStats {

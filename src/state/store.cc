@@ -13,7 +13,7 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const std::string& db_path,
   st->queue_ = std::make_unique<ReplQueue>(st->db_.get(), st->recordings_.get());
   st->holds_ = std::make_unique<Holds>(st->db_.get(), st->queue_.get());
   st->audit_ = std::make_unique<AuditTable>(st->db_.get());
-  st->tombstones_ = std::make_unique<Tombstones>(st->db_.get());
+  st->tombstones_ = std::make_unique<Tombstones>(st->db_.get(), &st->queue_->doorbell());
   st->backfill_ = std::make_unique<BackfillTable>(st->db_.get(), st->queue_.get());
   st->objects_ = std::make_unique<ObjectIndex>(st->db_.get());
   return st;

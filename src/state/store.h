@@ -5,7 +5,7 @@
 //   queue()       the replication queue, which knows the peers (repl_queue.h)
 //   holds()       holds and the queue copying them to peers (holds.h)
 //   audit()       the deletion audit table (audit_table.h)
-//   tombstones()  erased identities (tombstones.h)
+//   tombstones()  erased identities and the queue telling peers (tombstones.h)
 //   backfill()    backfill plans and progress (backfill_table.h)
 //   objects()     the object-store tier: verified objects, multipart
 //                 uploads in progress (objects.h)

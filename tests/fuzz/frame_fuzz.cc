@@ -53,6 +53,9 @@ Status on_frame(Frame&& f) {
     case FrameType::kHold:
       check_body<HoldMsg>(f.type, f.payload);
       break;
+    case FrameType::kErase:
+      check_body<EraseMsg>(f.type, f.payload);
+      break;
     case FrameType::kDigestReq:  // backfill bodies: manifest_fuzz.cc
     case FrameType::kDigestRep:
     case FrameType::kListReq:
@@ -60,6 +63,7 @@ Status on_frame(Frame&& f) {
     case FrameType::kPull:
     case FrameType::kHoldsReq:
     case FrameType::kHolds:
+    case FrameType::kPullRep:
       break;
   }
   return Status::ok();

@@ -497,5 +497,32 @@ TEST_F(ObjStore, TwoNodesPlusTheStoreEachRecordingUploadedOnceByItsOrigin) {
   p.fs2->stop();
 }
 
+// Erasure (erase/eraser.h) with an object store: the object goes too, every
+// version of it, and the rest stays.
+TEST_F(ObjStore, EraseDeletesEveryVersionOfTheObjectAndNothingElse) {
+  Node n(options(creds_));
+  n.start();
+  auto r = n.loadgen({"--calls", "6", "--concurrency", "6", "--speed", "0", "--min-duration", "1",
+                      "--max-duration", "20", "--seed", "21"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_TRUE(wait_until([&] { return drained(n, 6); }, 90s, 200ms)) << n.status().dump();
+  const std::string rel = n.archive_recordings().begin()->first;
+  ASSERT_EQ(versions(key(rel)), 1u);
+  RunResult e = n.cli({"erase", rel, "--reason", "GDPR request 5", "--json"});
+  ASSERT_EQ(e.exit_code, 0) << e.out << e.err << n.log();
+  json j = json::parse(e.out);
+  EXPECT_EQ(j["object_store"], "erased") << e.out;
+  EXPECT_EQ(versions(key(rel)), 0u) << "every version of the object is gone";
+  EXPECT_EQ(n.archive_recordings().count(rel), 0u);
+  EXPECT_EQ(n.archive_recordings().size(), 5u);
+  EXPECT_EQ(keys_by_rel().size(), 5u) << "the other objects stay";
+  json s = n.status();
+  EXPECT_EQ(num(s, {"object_store", "objects", "files"}), 5);
+  EXPECT_EQ(num(s, {"erasure", "pending"}), 0);
+  // locate knows it no more, in the archive or the store.
+  EXPECT_EQ(n.cli({"locate", rel}).exit_code, 1);
+  n.stop();
+}
+
 }  // namespace
 }  // namespace recsync::test

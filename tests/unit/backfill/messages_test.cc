@@ -365,7 +365,8 @@ TEST(Messages, FrameTypesAreKnownAndNamed) {
     EXPECT_STREQ(peer::frame_type_name(t), name);
   }
   EXPECT_EQ(static_cast<uint8_t>(FrameType::kHold), 10);
-  EXPECT_FALSE(peer::is_known_frame_type(19));
+  EXPECT_EQ(static_cast<uint8_t>(FrameType::kErase), 19);  // erasure, protocol version 3
+  EXPECT_FALSE(peer::is_known_frame_type(20));
 }
 
 }  // namespace

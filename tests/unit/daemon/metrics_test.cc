@@ -242,6 +242,37 @@ TEST(DaemonMetrics, Scrub) {
   EXPECT_EQ(s["recsync_scrub_damaged_recordings"], 1);
 }
 
+TEST(DaemonMetrics, ErasuresPerPeerAndTheirAlarms) {
+  StatusInputs in = two_peers();
+  in.erased_total = 7;
+  in.tombstones = 5;
+  in.erase_pending = 1;
+  in.erase_queue = {{"fs2", 3, 1, "held: case 4"}};
+  Status err;
+  auto s = samples(render_metrics(in, kNow, nullptr, &err));
+  ASSERT_TRUE(err.is_ok()) << err.to_string();
+  EXPECT_EQ(s["recsync_erasures_total"], 7);
+  EXPECT_EQ(s["recsync_tombstones"], 5);
+  EXPECT_EQ(s["recsync_erase_unfinished"], 1);
+  EXPECT_EQ(s["recsync_erase_pending{peer=\"fs2\"}"], 3);
+  EXPECT_EQ(s["recsync_erase_refused{peer=\"fs2\"}"], 1);
+  EXPECT_EQ(s.count("recsync_erase_pending{peer=\"fs3\"}"), 1u) << "every peer, 0 when none";
+  EXPECT_EQ(s["recsync_erase_pending{peer=\"fs3\"}"], 0);
+  // The refusal and the unfinished erasure are warnings; status shows them.
+  size_t erase_alarms = 0;
+  for (const Alarm& a : status_alarms(in, kNow))
+    erase_alarms += a.text.find("erasure") != std::string::npos && a.severity == "warning";
+  EXPECT_EQ(erase_alarms, 2u);
+  const nlohmann::json j = status_json(in, kNow);
+  EXPECT_EQ(j["erasure"]["erased_total"], 7);
+  EXPECT_EQ(j["erasure"]["peers"][0]["peer"], "fs2");
+  EXPECT_EQ(j["erasure"]["peers"][0]["refused"], 1);
+  // A single node has no per-peer erasure families.
+  const std::string single = render_metrics(single_node(), kNow, nullptr, &err);
+  EXPECT_EQ(single.find("recsync_erase_pending"), std::string::npos);
+  EXPECT_NE(single.find("recsync_erasures_total 0"), std::string::npos);
+}
+
 TEST(DaemonMetrics, AgesAreTakenAtTheScrapesTime) {
   StatusInputs in = two_peers();
   auto later = samples(render_metrics(in, kNow + 10'000, nullptr));
@@ -258,6 +289,7 @@ TEST(DaemonMetrics, PromtoolFindsNothingToSayAndRenderIsFast) {
   StatusInputs in = two_peers();
   in.spool.archive_alarm = "archive full";
   in.scrub = scrub::Snapshot{};
+  in.erase_queue = {{"fs2", 3, 1, "held"}};
   const std::string page = render_metrics(in, kNow, server->get());
   test::TempDir dir;
   const std::string file = test::write_file(dir.sub("page.txt"), page);

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <functional>
 #include <random>
 #include <set>
 
@@ -179,7 +180,7 @@ TEST(Frame, MaxSizeBoundary) {
 TEST(Frame, ZeroLengthAndUnknownTypeAreCorrupt) {
   std::vector<Frame> got;
   EXPECT_EQ(parse_all(header(0, 4), 1, got).code(), Status::Code::kCorrupt);
-  for (uint8_t t : {uint8_t{0}, uint8_t{19}, uint8_t{255}}) {
+  for (uint8_t t : {uint8_t{0}, uint8_t{20}, uint8_t{255}}) {
     got.clear();
     Status s = parse_all(header(1, t), 3, got);
     EXPECT_EQ(s.code(), Status::Code::kCorrupt) << int(t);
@@ -195,7 +196,7 @@ TEST(Frame, EveryTypeHasADistinctName) {
     EXPECT_NE(n, "UNKNOWN") << t;
     EXPECT_TRUE(names.insert(n).second) << n;
   }
-  EXPECT_EQ(names.size(), 18u);  // HELLO .. HOLD, then the eight backfill types
+  EXPECT_EQ(names.size(), 19u);  // HELLO .. HOLD, the eight backfill types, ERASE
   EXPECT_TRUE(is_known_frame_type(static_cast<uint8_t>(FrameType::kPullRep)));
 }
 
@@ -425,6 +426,88 @@ TEST(Messages, IdentityHoldRoundTrip) {
   std::vector<uint8_t> e;
   ASSERT_TRUE(encode(m, e));
   EXPECT_EQ(decode(e, &d).code(), Status::Code::kCorrupt);
+}
+
+EraseMsg erase_msg(uint64_t id) {
+  EraseMsg m;
+  m.id = id;
+  m.origin = "fs1";
+  m.origin_rel = "2026/12/06/call-" + std::to_string(id) + ".wav";
+  for (size_t i = 0; i < kHashLen; ++i) m.hash[i] = static_cast<uint8_t>(id + i);
+  m.reason = "GDPR request " + std::to_string(id);
+  m.erased_ms = 1'780'000'000'000 + static_cast<int64_t>(id);
+  m.uid = id % 2 ? 1000 : -1;
+  return m;
+}
+
+TEST(Messages, EraseRoundTripAndStrictDecode) {
+  const EraseMsg m = erase_msg(7);
+  std::vector<uint8_t> b;
+  ASSERT_TRUE(encode(m, b));
+  EraseMsg d;
+  ASSERT_TRUE(decode(b, &d));
+  EXPECT_EQ(d.id, 7u);
+  EXPECT_EQ(d.origin, "fs1");
+  EXPECT_EQ(d.origin_rel, m.origin_rel);
+  EXPECT_EQ(0, memcmp(d.hash, m.hash, kHashLen));
+  EXPECT_EQ(d.reason, m.reason);
+  EXPECT_EQ(d.erased_ms, m.erased_ms);
+  EXPECT_EQ(d.uid, 1000);
+  EXPECT_EQ(erase_msg(8).uid, -1);
+  std::vector<uint8_t> b8;
+  ASSERT_TRUE(encode(erase_msg(8), b8));
+  ASSERT_TRUE(decode(b8, &d));
+  EXPECT_EQ(d.uid, -1) << "no uid survives the wire";
+  // Every truncation, and a trailing byte, is corrupt.
+  for (size_t n = 0; n < b.size(); ++n)
+    EXPECT_EQ(decode(std::span<const uint8_t>(b.data(), n), &d).code(), Status::Code::kCorrupt);
+  auto longer = b;
+  longer.push_back(0);
+  EXPECT_EQ(decode(longer, &d).code(), Status::Code::kCorrupt);
+  // Limits: empty or oversized fields are refused both ways.
+  using Edit = std::function<void(EraseMsg&)>;
+  const std::vector<Edit> edits = {
+      [](EraseMsg& x) { x.origin = ""; }, [](EraseMsg& x) { x.origin_rel = ""; },
+      [](EraseMsg& x) { x.origin = std::string(kMaxNodeName + 1, 'n'); },
+      [](EraseMsg& x) { x.origin_rel = std::string(kMaxPathLen + 1, 'p'); },
+      [](EraseMsg& x) { x.reason = std::string(kMaxReasonLen + 1, 'r'); }};
+  for (const Edit& bad : edits) {
+    EraseMsg x = m;
+    bad(x);
+    std::vector<uint8_t> e;
+    EXPECT_EQ(encode(x, e).code(), Status::Code::kInvalid);
+  }
+  // A peer's oversized path length field is refused before reading it.
+  auto huge = b;
+  const size_t path_len_at = 8 + 4 + m.origin.size();
+  huge[path_len_at] = 0x7f;
+  EXPECT_EQ(decode(huge, &d).code(), Status::Code::kCorrupt);
+}
+
+TEST(Messages, EraseFramesThroughTheParserAtEveryBufferSize) {
+  Bytes wire;
+  for (uint64_t i = 1; i <= 20; ++i) {
+    ASSERT_TRUE(encode_message(FrameType::kErase, erase_msg(i), wire).is_ok());
+    ASSERT_TRUE(
+        encode_message(FrameType::kNack, NackMsg{i, NackMsg::kHeld, "held on fs2"}, wire).is_ok());
+  }
+  for (size_t chunk : kSizes) {
+    std::vector<Frame> got;
+    ASSERT_TRUE(parse_all(wire, chunk, got).is_ok()) << chunk;
+    ASSERT_EQ(got.size(), 40u);
+    for (uint64_t i = 1; i <= 20; ++i) {
+      const Frame& f = got[2 * (i - 1)];
+      ASSERT_EQ(f.type, FrameType::kErase);
+      EXPECT_STREQ(frame_type_name(f.type), "ERASE");
+      EraseMsg e;
+      ASSERT_TRUE(decode(f.payload, &e).is_ok());
+      EXPECT_EQ(e.id, i);
+      EXPECT_EQ(e.origin_rel, erase_msg(i).origin_rel);
+      NackMsg n;
+      ASSERT_TRUE(decode(got[2 * (i - 1) + 1].payload, &n).is_ok());
+      EXPECT_EQ(n.code, NackMsg::kHeld);
+    }
+  }
 }
 
 }  // namespace

@@ -293,7 +293,8 @@ TEST_F(StoreTest, OlderThanPagesInTimeIdOrder) {
   auto first = store_->recordings().older_than(cutoff, Recordings::kFirstTime, 0, 5);
   ASSERT_TRUE(first);
   for (const auto& r : *first) ASSERT_TRUE(store_->recordings().remove(r.rel));
-  auto next = store_->recordings().older_than(cutoff, first->back().rec_time_ms, first->back().id, 100);
+  auto next =
+      store_->recordings().older_than(cutoff, first->back().rec_time_ms, first->back().id, 100);
   ASSERT_TRUE(next);
   EXPECT_EQ(next->size(), 19u);
 }
@@ -563,6 +564,9 @@ TEST(StoreOpenTest, VersionOneDatabaseGainsTheQueue) {
                            "INSERT INTO holds VALUES ('call-9', 'legal', 5); "
                            "DROP TABLE tombstones; DROP TABLE backfill_jobs; "
                            "DROP TABLE backfill_peers; DROP TABLE backfill_items; "
+                           // and what version 6 added
+                           "ALTER TABLE audit DROP COLUMN reason; "
+                           "ALTER TABLE audit DROP COLUMN uid; DROP TABLE erase_queue; "
                            "PRAGMA user_version = 1",
                            nullptr, nullptr, nullptr),
               SQLITE_OK)
@@ -626,6 +630,54 @@ TEST(ReplQueueDoorbell, RecordingAndHoldChangesWakeTheSendersOnlyWithPeers) {
     EXPECT_EQ(s.queue().stats("fs2")->files(), 1u);
   }
   std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace recsync
+
+namespace recsync {
+namespace {
+
+// Version 5 -> 6 (erasure): a tombstone kept by version 5 survives with no
+// uid, no expiry (kept for ever) and nothing pending; the erase queue and
+// the audit's reason and uid appear.
+TEST(StoreOpenTest, VersionFiveTombstonesSurviveTheErasureSchema) {
+  TempDir dir;
+  const std::string db = dir.path() + "/state.db";
+  { ASSERT_TRUE(StateStore::open(db)); }
+  {
+    sqlite3* h = nullptr;
+    ASSERT_EQ(sqlite3_open(db.c_str(), &h), SQLITE_OK);
+    ASSERT_EQ(
+        sqlite3_exec(h,
+                     "DROP TABLE erase_queue; ALTER TABLE audit DROP COLUMN reason; "
+                     "ALTER TABLE audit DROP COLUMN uid; DROP TABLE tombstones; "
+                     "CREATE TABLE tombstones(origin_rel TEXT NOT NULL, origin TEXT NOT "
+                     "NULL, hash TEXT NOT NULL, erased_ms INTEGER NOT NULL, reason TEXT NOT "
+                     "NULL, PRIMARY KEY(origin_rel, origin)) WITHOUT ROWID; "
+                     "INSERT INTO tombstones VALUES ('a/x.wav', 'fs2', 'xxh128:1', 5, 'old'); "
+                     "PRAGMA user_version = 5",
+                     nullptr, nullptr, nullptr),
+        SQLITE_OK)
+        << sqlite3_errmsg(h);
+    sqlite3_close(h);
+  }
+  auto st = StateStore::open(db);
+  ASSERT_TRUE(st) << st.status().to_string();
+  auto t = (*st)->tombstones().get("a/x.wav", "fs2");
+  ASSERT_TRUE(t && t->has_value());
+  EXPECT_EQ((*t)->reason, "old");
+  EXPECT_EQ((*t)->uid, -1);
+  EXPECT_EQ((*t)->expires_ms, 0);
+  EXPECT_FALSE((*t)->pending);
+  EXPECT_TRUE((*st)->tombstones().queue_stats()->empty());
+  AuditRow a;
+  a.rel = "a/y.wav";
+  a.policy = "erase";
+  a.reason = "GDPR";
+  a.uid = 1000;
+  ASSERT_TRUE((*st)->audit().append({a}));
+  EXPECT_EQ(*(*st)->audit().count_policy("erase"), 1u);
 }
 
 }  // namespace
