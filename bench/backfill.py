@@ -779,10 +779,13 @@ def phase_throughput(ctx, args, ns, a, b, old, res):
         res[f"cpu_{n.key}"] = n.cpu() - cpu0[n.key]
         res[f"hwm_{n.key}_kib"] = proc_kib(n.pid(), "VmHWM")
         res[f"rss_growth_{n.key}_kib"] = res[f"hwm_{n.key}_kib"] - rss0[n.key]
-    # 1-s windows of A's sent bytes (backfill + live share the cap), ends trimmed
-    end = sent[-1][1]
+    # 1-s windows of A's sent bytes (backfill + live share the cap) while the
+    # backlog lasts: from the first MB until A has sent all but the last half
+    # second of the backfill's bytes (live bytes count too, so this cuts a
+    # little early: the tail where only live calls trickle is not the cap's).
+    bf_total = (res.get("bf") or {}).get("bytes_total") or total
     ia = next(i for i, (_, v) in enumerate(sent) if v > 1 * MB)
-    iz = max(i for i, (_, v) in enumerate(sent) if v < end - 1 * MB)
+    iz = next((i for i, (_, v) in enumerate(sent) if v >= bf_total - CAP // 2), len(sent) - 1)
     sec = windows(sent, sent[ia][0], sent[iz][0], 1.0)
     res["windows"] = rate_stats(sec, CAP)
     res["window_rates"] = sec

@@ -209,14 +209,26 @@ Result<std::vector<RecordingRow>> Recordings::identity_page(int64_t t0, int64_t 
                                                             const std::string& after_path,
                                                             const std::string& after_origin,
                                                             size_t limit, bool inside) {
-  Db::Lock l(*db_);
-  auto s = db_->stmt(
-      l,
+  // The time bound is written so that SQLite walks the (rec_time_ms, id)
+  // index over the range (inside) or the two ranges around it (outside):
+  // a page then reads only the rows of its range, not the whole table (the
+  // earlier "(t0 <= t AND t < t1) = inside" form could use no index, so every
+  // page of a manifest scanned and sorted every recording: minutes of CPU
+  // per backfill plan at 500,000 recordings).
+  static constexpr const char* kInside =
       "SELECT id, rel, name, size, hash, rec_time_ms, archived_at_ms, origin, origin_rel, "
       "CASE WHEN origin_rel = '' THEN rel ELSE origin_rel END AS ipath, "
       "CASE WHEN origin = 'local' THEN ?3 ELSE origin END AS inode "
-      "FROM recordings WHERE (rec_time_ms >= ?1 AND rec_time_ms < ?2) = ?7 AND "
-      "(ipath, inode) > (?4, ?5) ORDER BY ipath, inode LIMIT ?6");
+      "FROM recordings WHERE rec_time_ms >= ?1 AND rec_time_ms < ?2 AND "
+      "(ipath, inode) > (?4, ?5) ORDER BY ipath, inode LIMIT ?6";
+  static constexpr const char* kOutside =
+      "SELECT id, rel, name, size, hash, rec_time_ms, archived_at_ms, origin, origin_rel, "
+      "CASE WHEN origin_rel = '' THEN rel ELSE origin_rel END AS ipath, "
+      "CASE WHEN origin = 'local' THEN ?3 ELSE origin END AS inode "
+      "FROM recordings WHERE (rec_time_ms < ?1 OR rec_time_ms >= ?2) AND "
+      "(ipath, inode) > (?4, ?5) ORDER BY ipath, inode LIMIT ?6";
+  Db::Lock l(*db_);
+  auto s = db_->stmt(l, inside ? kInside : kOutside);
   if (!s) return s.status();
   Use u(*s);
   sqlite3_bind_int64(u.get(), 1, t0);
@@ -225,7 +237,6 @@ Result<std::vector<RecordingRow>> Recordings::identity_page(int64_t t0, int64_t 
   bind_text(u.get(), 4, after_path);
   bind_text(u.get(), 5, after_origin);
   sqlite3_bind_int64(u.get(), 6, static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)));
-  sqlite3_bind_int64(u.get(), 7, inside ? 1 : 0);
   std::vector<RecordingRow> out;
   int rc;
   while ((rc = sqlite3_step(u.get())) == SQLITE_ROW) out.push_back(read_row(u.get()));

@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -293,9 +294,74 @@ TEST_F(StoreTest, OlderThanPagesInTimeIdOrder) {
   auto first = store_->recordings().older_than(cutoff, Recordings::kFirstTime, 0, 5);
   ASSERT_TRUE(first);
   for (const auto& r : *first) ASSERT_TRUE(store_->recordings().remove(r.rel));
-  auto next = store_->recordings().older_than(cutoff, first->back().rec_time_ms, first->back().id, 100);
+  auto next =
+      store_->recordings().older_than(cutoff, first->back().rec_time_ms, first->back().id, 100);
   ASSERT_TRUE(next);
   EXPECT_EQ(next->size(), 19u);
+}
+
+TEST_F(StoreTest, IdentityPageInsideAndOutsideInIdentityOrder) {
+  // 40 rows: times 1000..1390, origins local (read as "fs1"), fs2 and fs0,
+  // some stored at a qualified path (identity path = origin_rel).
+  struct Want {
+    std::string ipath, inode;
+    int64_t t;
+  };
+  std::vector<Want> all;
+  for (int i = 0; i < 40; ++i) {
+    const int64_t t = 1000 + ((i * 17) % 40) * 10;
+    const std::string origin = i % 3 == 0 ? kLocalOrigin : (i % 3 == 1 ? "fs2" : "fs0");
+    const std::string path = "d" + std::to_string(i % 4) + "/c" + std::to_string(i / 2) + ".wav";
+    RecordingRow r = row(path, 1, t);
+    r.origin = origin;
+    if (i % 3 != 0 && i % 2 == 1) {  // a copy kept beside another origin's
+      r.origin_rel = path;
+      r.rel = path.substr(0, path.size() - 4) + ".from-" + origin + ".wav";
+    }
+    ASSERT_TRUE(store_->recordings().upsert(r)) << r.rel;
+    all.push_back({path, origin == kLocalOrigin ? "fs1" : origin, t});
+  }
+  auto key = [](const Want& w) { return std::make_pair(w.ipath, w.inode); };
+  std::sort(all.begin(), all.end(), [&](const Want& a, const Want& b) { return key(a) < key(b); });
+  const int64_t t0 = 1100, t1 = 1250;
+  for (bool inside : {true, false}) {
+    std::vector<Want> want;
+    for (const Want& w : all)
+      if ((w.t >= t0 && w.t < t1) == inside) want.push_back(w);
+    ASSERT_FALSE(want.empty());
+    for (size_t limit : {1u, 3u, 7u, 100u}) {
+      std::vector<Want> got;
+      std::string ap, ao;
+      for (int guard = 0; guard < 100; ++guard) {
+        auto page = store_->recordings().identity_page(t0, t1, "fs1", ap, ao, limit, inside);
+        ASSERT_TRUE(page) << page.status().to_string();
+        ASSERT_LE(page->size(), limit);
+        for (const RecordingRow& r : *page)
+          got.push_back(
+              {r.identity_rel(), r.origin == kLocalOrigin ? "fs1" : r.origin, r.rec_time_ms});
+        if (page->size() < limit) break;
+        ap = got.back().ipath;
+        ao = got.back().inode;
+      }
+      SCOPED_TRACE(::testing::Message() << "inside " << inside << " limit " << limit);
+      ASSERT_EQ(got.size(), want.size());
+      for (size_t i = 0; i < got.size(); ++i) {
+        EXPECT_EQ(key(got[i]), key(want[i])) << i;
+        EXPECT_EQ(got[i].t, want[i].t) << i;
+      }
+    }
+  }
+  // The range's edges: t0 is inside, t1 outside; an empty range lists nothing.
+  auto edge = store_->recordings().identity_page(1100, 1101, "fs1", "", "", 100, true);
+  ASSERT_TRUE(edge);
+  ASSERT_EQ(edge->size(), 1u);
+  EXPECT_EQ(edge->front().rec_time_ms, 1100);
+  auto none = store_->recordings().identity_page(1101, 1110, "fs1", "", "", 100, true);
+  ASSERT_TRUE(none);
+  EXPECT_TRUE(none->empty());
+  auto rest = store_->recordings().identity_page(1101, 1110, "fs1", "", "", 100, false);
+  ASSERT_TRUE(rest);
+  EXPECT_EQ(rest->size(), 40u);
 }
 
 TEST_F(StoreTest, ReopenPersists) {
