@@ -197,10 +197,10 @@ Result<std::vector<backfill::RangeDigest>> BackfillClient::local_digests(
   auto dg = backfill::RangeDigester::make(ranges);
   if (!dg) return dg.status();
   const backfill::TimeRange span = dg->span();
-  RECSYNC_RETURN_IF_ERROR(
-      ctx_.store->recordings().for_each_in_time(span.t0, span.t1, [&](const RecordingRow& r) {
-        dg->add(manifest_entry(r, ctx_.opt.node, false));
-        return Status::ok();
+  RECSYNC_RETURN_IF_ERROR(ctx_.store->recordings().for_each_digest_input(
+      span.t0, span.t1,
+      [&](std::string_view path, std::string_view hash, uint64_t size, int64_t t) {
+        dg->add(t, row_digest(path, hash, size));
       }));
   return dg->digests();
 }

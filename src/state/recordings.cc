@@ -204,6 +204,60 @@ Status Recordings::for_each_in_time(int64_t t0, int64_t t1,
   }
 }
 
+Status Recordings::for_each_digest_input(int64_t t0, int64_t t1, const DigestInputFn& fn) {
+  constexpr int64_t kPage = 4096;
+  auto text = [](sqlite3_stmt* s, int i) {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s, i));
+    return std::string_view(p ? p : "", static_cast<size_t>(sqlite3_column_bytes(s, i)));
+  };
+  bool by_rowid = false;
+  {
+    Db::Lock l(*db_);
+    auto c = db_->stmt(l,
+                       "SELECT (SELECT count(*) FROM recordings WHERE rec_time_ms >= ?1 AND "
+                       "rec_time_ms < ?2), (SELECT files FROM totals WHERE k = 0)");
+    if (!c) return c.status();
+    Use u(*c);
+    sqlite3_bind_int64(u.get(), 1, t0);
+    sqlite3_bind_int64(u.get(), 2, t1);
+    int rc = sqlite3_step(u.get());
+    if (rc != SQLITE_ROW) return db_->error(rc, "digest input count");
+    by_rowid = sqlite3_column_int64(u.get(), 0) * 8 > sqlite3_column_int64(u.get(), 1);
+  }
+  // "+rec_time_ms" keeps the time index out: the rowid range drives the scan.
+  const char* sql =
+      by_rowid ? "SELECT id, CASE WHEN origin_rel = '' THEN rel ELSE origin_rel END, hash, size, "
+                 "rec_time_ms FROM recordings WHERE id > ?3 AND +rec_time_ms >= ?1 AND "
+                 "+rec_time_ms < ?2 ORDER BY id LIMIT ?4"
+               : "SELECT id, CASE WHEN origin_rel = '' THEN rel ELSE origin_rel END, hash, size, "
+                 "rec_time_ms FROM recordings WHERE rec_time_ms >= ?1 AND rec_time_ms < ?2 AND "
+                 "(rec_time_ms, id) > (?5, ?3) ORDER BY rec_time_ms, id LIMIT ?4";
+  int64_t after_id = std::numeric_limits<int64_t>::min(), after_time = t0;
+  if (!by_rowid && t0 > std::numeric_limits<int64_t>::min()) after_time = t0 - 1;
+  while (true) {
+    Db::Lock l(*db_);
+    auto s = db_->stmt(l, sql);
+    if (!s) return s.status();
+    Use u(*s);
+    sqlite3_bind_int64(u.get(), 1, t0);
+    sqlite3_bind_int64(u.get(), 2, t1);
+    sqlite3_bind_int64(u.get(), 3, after_id);
+    sqlite3_bind_int64(u.get(), 4, kPage);
+    if (!by_rowid) sqlite3_bind_int64(u.get(), 5, after_time);
+    int64_t n = 0;
+    int rc;
+    while ((rc = sqlite3_step(u.get())) == SQLITE_ROW) {
+      after_id = sqlite3_column_int64(u.get(), 0);
+      after_time = sqlite3_column_int64(u.get(), 4);
+      fn(text(u.get(), 1), text(u.get(), 2),
+         static_cast<uint64_t>(sqlite3_column_int64(u.get(), 3)), after_time);
+      ++n;
+    }
+    if (rc != SQLITE_DONE) return db_->error(rc, "digest input");
+    if (n < kPage) return Status::ok();
+  }
+}
+
 Result<std::vector<RecordingRow>> Recordings::identity_page(int64_t t0, int64_t t1,
                                                             const std::string& self,
                                                             const std::string& after_path,

@@ -7,7 +7,9 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <thread>
+#include <tuple>
 #include <unordered_map>
 
 namespace recsync {
@@ -362,6 +364,46 @@ TEST_F(StoreTest, IdentityPageInsideAndOutsideInIdentityOrder) {
   auto rest = store_->recordings().identity_page(1101, 1110, "fs1", "", "", 100, false);
   ASSERT_TRUE(rest);
   EXPECT_EQ(rest->size(), 40u);
+}
+
+TEST_F(StoreTest, DigestInputReadsExactlyTheRangeByRowidOrByIndex) {
+  // 9,000 rows (more than two pages of 4,096), times a permutation of
+  // 1000..9999, every third at a qualified path (identity = origin_rel).
+  std::vector<RecordingRow> batch;
+  std::map<std::string, std::tuple<std::string, uint64_t, int64_t>> all;  // path -> hash, size, t
+  for (int i = 0; i < 9000; ++i) {
+    RecordingRow r = row("d/c" + std::to_string(i) + ".wav", 100 + i, 1000 + (i * 7919) % 9000,
+                         i % 2 ? "" : "xxh128:" + std::string(32, "0123456789abcdef"[i % 16]));
+    r.origin = i % 3 ? kLocalOrigin : "fs2";
+    if (i % 3 == 0) {
+      r.origin_rel = r.rel;
+      r.rel = "d/c" + std::to_string(i) + ".from-fs2.wav";
+    }
+    all[r.identity_rel()] = {r.hash, r.size, r.rec_time_ms};
+    batch.push_back(r);
+  }
+  ASSERT_TRUE(store_->recordings().scan_seen(batch, 1));
+  // [1000, 9000): 8,000 rows, read by rowid; [2000, 2500): 500 rows (under an
+  // eighth of the table), through the time index; [9999, 10000): the last one.
+  for (auto [t0, t1] :
+       std::vector<std::pair<int64_t, int64_t>>{{1000, 9000},
+                                                {2000, 2500},
+                                                {9999, 10000},
+                                                {0, 1000},
+                                                {Recordings::kFirstTime, INT64_MAX}}) {
+    std::map<std::string, std::tuple<std::string, uint64_t, int64_t>> want, got;
+    for (const auto& [p, v] : all)
+      if (std::get<2>(v) >= t0 && std::get<2>(v) < t1) want[p] = v;
+    size_t calls = 0;
+    ASSERT_TRUE(store_->recordings().for_each_digest_input(
+        t0, t1, [&](std::string_view path, std::string_view hash, uint64_t size, int64_t t) {
+          got[std::string(path)] = {std::string(hash), size, t};
+          ++calls;
+        }));
+    SCOPED_TRACE(::testing::Message() << "[" << t0 << ", " << t1 << ")");
+    EXPECT_EQ(calls, want.size());  // each row once
+    EXPECT_EQ(got, want);
+  }
 }
 
 TEST_F(StoreTest, ReopenPersists) {
