@@ -816,6 +816,8 @@ def phase_throughput(ctx, args, ns, a, b, old, res):
         f"{res['rss_growth_A_kib'] / 1024:.1f} MiB, B {res['rss_growth_B_kib'] / 1024:.1f} MiB")
     a.stop()
     b.stop()
+    if args.skip_old_big:
+        return
     # the old stack: the same tree (A's archive) into an empty B
     wipe(b.archive)
     quiet_disk(300)
@@ -927,6 +929,7 @@ def main():
     ap.add_argument("--batch-gb", type=float, default=2.0, help="A's spool batch while filling")
     ap.add_argument("--only", default="planning,throughput")
     ap.add_argument("--big-lsyncd", action="store_true", help="lsyncd's startup sync of the big tree too")
+    ap.add_argument("--skip-old-big", action="store_true", help="no rsync/lsyncd run on the big tree")
     ap.add_argument("--plan-timeout", type=int, default=600)
     ap.add_argument("--time-limit", type=int, default=7200)
     ap.add_argument("--command", default="bench/backfill.sh")
