@@ -6,7 +6,7 @@
 # (rsync -a of the window, lsyncd's startup sync). Two real recsyncd, loopback
 # only (a network namespace of their own).
 #
-#   sudo bench/backfill.sh                          # full: 500k + 20 GB, ~45 min
+#   sudo bench/backfill.sh                          # full: 500k + 20 GB, ~30 min (~35 with --big-lsyncd)
 #   sudo bench/backfill.sh --files 20000 --gb 2     # a quick check, ~5 min
 #   options: --only planning|throughput  --big-lsyncd  --batch-gb N  --time-limit S
 #
