@@ -88,6 +88,13 @@ Result<std::vector<RangeStep>> plan_ranges(std::span<const TimeRange> ranges,
   return steps;
 }
 
+std::vector<TimeRange> list_pieces(const RangeStep& st, uint64_t rows) {
+  const uint64_t n = std::max(st.local.count, st.peer.count);
+  const uint64_t per = std::max<uint64_t>(rows, 1);
+  const uint64_t parts = std::clamp<uint64_t>(n / per + (n % per != 0), 1, UINT32_MAX);
+  return split_range(st.range, static_cast<uint32_t>(parts));
+}
+
 std::vector<TimeRange> next_round(std::span<const RangeStep> steps, const RangePlanOptions& opt) {
   std::vector<TimeRange> out;
   for (const RangeStep& s : steps) {

@@ -83,6 +83,15 @@ Result<std::vector<RangeStep>> plan_ranges(std::span<const TimeRange> ranges,
 std::vector<TimeRange> next_round(std::span<const RangeStep> steps,
                                   const RangePlanOptions& opt = {});
 
+// The pieces a range to be listed is listed in: cut evenly in time into
+// ceil(n / rows) pieces, n the larger side's count (at least one piece;
+// rows 0 is taken as 1). Listing reads the rows of the listed range once per
+// page, so a range of n rows read in pages costs n x pages row reads; pieces
+// of about `rows` entries (an even spread assumed) keep that near n. The
+// pieces cover st.range exactly, in order; each is listed and merged on its
+// own like any range.
+std::vector<TimeRange> list_pieces(const RangeStep& st, uint64_t rows);
+
 // Digests of several ranges in one pass over entries in any order (what
 // answers a DIGEST_REQ, and what the initiator computes for its own side).
 // Ranges must be sorted and disjoint (as DIGEST_REQ requires; kInvalid from

@@ -19,6 +19,10 @@ namespace {
 
 constexpr size_t kPage = 512;
 constexpr size_t kFlush = 1000;  // plan rows per transaction
+// A listed range is listed in pieces of about this many entries: each page
+// of a listing reads its whole piece (identity order is not an index), so a
+// day listed whole at 36,000 recordings read the day 70 times over.
+constexpr uint64_t kListRows = 256;
 constexpr int64_t kFutureSlackMs = 2 * backfill::kDayMs;
 
 // This node's list of a range, by identity, page by page.
@@ -193,10 +197,10 @@ Result<std::vector<backfill::RangeDigest>> BackfillClient::local_digests(
   auto dg = backfill::RangeDigester::make(ranges);
   if (!dg) return dg.status();
   const backfill::TimeRange span = dg->span();
-  RECSYNC_RETURN_IF_ERROR(
-      ctx_.store->recordings().for_each_in_time(span.t0, span.t1, [&](const RecordingRow& r) {
-        dg->add(manifest_entry(r, ctx_.opt.node, false));
-        return Status::ok();
+  RECSYNC_RETURN_IF_ERROR(ctx_.store->recordings().for_each_digest_input(
+      span.t0, span.t1,
+      [&](std::string_view path, std::string_view hash, uint64_t size, int64_t t) {
+        dg->add(t, row_digest(path, hash, size));
       }));
   return dg->digests();
 }
@@ -259,11 +263,13 @@ Result<BackfillPlanResult> BackfillClient::plan(int64_t job, bool dry_run,
       if (st.action == backfill::RangeAction::kSplit && (st.local.count == 0 || st.peer.count == 0))
         st.action = backfill::RangeAction::kList;
       if (st.action != backfill::RangeAction::kList) continue;
-      backfill::Merger m(mo, on_item);
-      RECSYNC_RETURN_IF_ERROR(
-          list_and_merge({next_id_++, backfill::ListKind::kRange, st.range}, m, out));
-      out.summary += m.summary();
-      out.summary.ranges_listed++;
+      for (const backfill::TimeRange& piece : backfill::list_pieces(st, kListRows)) {
+        backfill::Merger m(mo, on_item);
+        RECSYNC_RETURN_IF_ERROR(
+            list_and_merge({next_id_++, backfill::ListKind::kRange, piece}, m, out));
+        out.summary += m.summary();
+        out.summary.ranges_listed++;
+      }
     }
     ranges = backfill::next_round(*steps, ro);
   }

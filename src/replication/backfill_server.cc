@@ -36,11 +36,10 @@ Status answer_digests(LinkContext& ctx, Connection& c, const peer::Frame& f) {
   auto dg = backfill::RangeDigester::make(req.ranges);
   if (!dg) return dg.status();
   const backfill::TimeRange span = dg->span();
-  RECSYNC_RETURN_IF_ERROR(
-      ctx.store->recordings().for_each_in_time(span.t0, span.t1, [&](const RecordingRow& r) {
-        ManifestEntry e = manifest_entry(r, ctx.opt.node, false);
-        dg->add(e);
-        return Status::ok();
+  RECSYNC_RETURN_IF_ERROR(ctx.store->recordings().for_each_digest_input(
+      span.t0, span.t1,
+      [&](std::string_view path, std::string_view hash, uint64_t size, int64_t t) {
+        dg->add(t, row_digest(path, hash, size));
       }));
   backfill::DigestRepMsg rep{req.id, dg->digests()};
   return send_msg(c, FrameType::kDigestRep, rep);
@@ -167,6 +166,13 @@ ManifestEntry manifest_entry(const RecordingRow& r, const std::string& self, boo
   e.rec_time_ms = r.rec_time_ms;
   e.held = held;
   return e;
+}
+
+uint64_t row_digest(std::string_view path, std::string_view hash_text, uint64_t size) {
+  uint8_t h[backfill::kHashLen] = {};
+  bool has = false;
+  if (!backfill::hash_from_text(hash_text, &has, h)) has = false;
+  return backfill::entry_digest(path, has, h, size);
 }
 
 Status answer_backfill(LinkContext& ctx, Connection& c, const std::string& peer,

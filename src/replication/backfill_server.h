@@ -15,6 +15,7 @@
 //
 // Threads: the calling session's; reads the state store.
 #include <string>
+#include <string_view>
 
 #include "backfill/entry.h"
 #include "peer/connection.h"
@@ -31,5 +32,8 @@ Status backfill_arrived(LinkContext& ctx, const RecordingRow& row);
 
 // A row as a manifest entry (origin "local" named `self`).
 backfill::ManifestEntry manifest_entry(const RecordingRow& r, const std::string& self, bool held);
+// The digest of a recording from its stored identity path, hash text and
+// size: entry_digest(manifest_entry(row, ...)) without building the entry.
+uint64_t row_digest(std::string_view path, std::string_view hash_text, uint64_t size);
 
 }  // namespace recsync::replication

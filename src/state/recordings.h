@@ -61,6 +61,16 @@ class Recordings {
   // in pages (the lock is not held across calls of fn).
   Status for_each_in_time(int64_t t0, int64_t t1,
                           const std::function<Status(const RecordingRow&)>& fn);
+  // What a backfill digest needs of every row with t0 <= rec_time_ms < t1,
+  // in no particular order: identity path, hash text, size, rec_time_ms.
+  // When the range holds more than an eighth of the table it is read in
+  // rowid order (sequential pages; through the time index every row is a
+  // random table read: ~20x the cost at 500,000 rows), else through the
+  // index. fn runs with the store locked and the views are valid only during
+  // the call: it must not call the store.
+  using DigestInputFn = std::function<void(std::string_view path, std::string_view hash,
+                                           uint64_t size, int64_t rec_time_ms)>;
+  Status for_each_digest_input(int64_t t0, int64_t t1, const DigestInputFn& fn);
   // Rows with t0 <= rec_time_ms < t1 ordered by identity (origin path, then
   // origin with kLocalOrigin read as `self`), strictly after (after_path,
   // after_origin), at most limit: a manifest, page by page (backfill).

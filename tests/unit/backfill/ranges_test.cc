@@ -144,6 +144,43 @@ TEST(Ranges, PlanErrorsAndNextRound) {
             (std::vector<TimeRange>{{100, 125}, {125, 150}, {150, 175}, {175, 200}}));
 }
 
+TEST(Ranges, ListPieces) {
+  RangeStep st;
+  st.range = {1000, 2000};
+  st.action = RangeAction::kList;
+  struct Case {
+    uint64_t local, peer, rows;
+    size_t want;
+  };
+  // n = max(local, peer); ceil(n / rows) pieces, at least one, at most the width.
+  for (const Case& c : std::vector<Case>{{0, 0, 256, 1},
+                                         {0, 1, 256, 1},
+                                         {0, 256, 256, 1},
+                                         {0, 257, 256, 2},
+                                         {36000, 0, 256, 141},
+                                         {0, 36000, 256, 141},
+                                         {500, 100, 100, 5},
+                                         {10, 10, 0, 10},
+                                         {1'000'000, 0, 1, 1000}}) {
+    st.local.count = c.local;
+    st.peer.count = c.peer;
+    std::vector<TimeRange> p = list_pieces(st, c.rows);
+    SCOPED_TRACE(::testing::Message() << c.local << "/" << c.peer << " rows " << c.rows);
+    ASSERT_EQ(p.size(), c.want);
+    EXPECT_EQ(p.front().t0, st.range.t0);
+    EXPECT_EQ(p.back().t1, st.range.t1);
+    for (size_t i = 1; i < p.size(); ++i) EXPECT_EQ(p[i].t0, p[i - 1].t1);
+    for (const TimeRange& r : p) EXPECT_LT(r.t0, r.t1);
+  }
+  // The open-ended last range (t1 = INT64_MAX) splits without overflow.
+  st.range = {INT64_MAX - 10, INT64_MAX};
+  st.local.count = 0;
+  st.peer.count = 1000;
+  std::vector<TimeRange> p = list_pieces(st, 256);
+  ASSERT_EQ(p.size(), 4u);
+  EXPECT_EQ(p.back().t1, INT64_MAX);
+}
+
 TEST(Ranges, DigesterBinsByRange) {
   std::vector<TimeRange> r = {{0, 10}, {10, 20}, {30, 40}};
   auto d = RangeDigester::make(r);

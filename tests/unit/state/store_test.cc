@@ -4,9 +4,12 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <thread>
+#include <tuple>
 #include <unordered_map>
 
 namespace recsync {
@@ -297,6 +300,110 @@ TEST_F(StoreTest, OlderThanPagesInTimeIdOrder) {
       store_->recordings().older_than(cutoff, first->back().rec_time_ms, first->back().id, 100);
   ASSERT_TRUE(next);
   EXPECT_EQ(next->size(), 19u);
+}
+
+TEST_F(StoreTest, IdentityPageInsideAndOutsideInIdentityOrder) {
+  // 40 rows: times 1000..1390, origins local (read as "fs1"), fs2 and fs0,
+  // some stored at a qualified path (identity path = origin_rel).
+  struct Want {
+    std::string ipath, inode;
+    int64_t t;
+  };
+  std::vector<Want> all;
+  for (int i = 0; i < 40; ++i) {
+    const int64_t t = 1000 + ((i * 17) % 40) * 10;
+    const std::string origin = i % 3 == 0 ? kLocalOrigin : (i % 3 == 1 ? "fs2" : "fs0");
+    const std::string path = "d" + std::to_string(i % 4) + "/c" + std::to_string(i / 2) + ".wav";
+    RecordingRow r = row(path, 1, t);
+    r.origin = origin;
+    if (i % 3 != 0 && i % 2 == 1) {  // a copy kept beside another origin's
+      r.origin_rel = path;
+      r.rel = path.substr(0, path.size() - 4) + ".from-" + origin + ".wav";
+    }
+    ASSERT_TRUE(store_->recordings().upsert(r)) << r.rel;
+    all.push_back({path, origin == kLocalOrigin ? "fs1" : origin, t});
+  }
+  auto key = [](const Want& w) { return std::make_pair(w.ipath, w.inode); };
+  std::sort(all.begin(), all.end(), [&](const Want& a, const Want& b) { return key(a) < key(b); });
+  const int64_t t0 = 1100, t1 = 1250;
+  for (bool inside : {true, false}) {
+    std::vector<Want> want;
+    for (const Want& w : all)
+      if ((w.t >= t0 && w.t < t1) == inside) want.push_back(w);
+    ASSERT_FALSE(want.empty());
+    for (size_t limit : {1u, 3u, 7u, 100u}) {
+      std::vector<Want> got;
+      std::string ap, ao;
+      for (int guard = 0; guard < 100; ++guard) {
+        auto page = store_->recordings().identity_page(t0, t1, "fs1", ap, ao, limit, inside);
+        ASSERT_TRUE(page) << page.status().to_string();
+        ASSERT_LE(page->size(), limit);
+        for (const RecordingRow& r : *page)
+          got.push_back(
+              {r.identity_rel(), r.origin == kLocalOrigin ? "fs1" : r.origin, r.rec_time_ms});
+        if (page->size() < limit) break;
+        ap = got.back().ipath;
+        ao = got.back().inode;
+      }
+      SCOPED_TRACE(::testing::Message() << "inside " << inside << " limit " << limit);
+      ASSERT_EQ(got.size(), want.size());
+      for (size_t i = 0; i < got.size(); ++i) {
+        EXPECT_EQ(key(got[i]), key(want[i])) << i;
+        EXPECT_EQ(got[i].t, want[i].t) << i;
+      }
+    }
+  }
+  // The range's edges: t0 is inside, t1 outside; an empty range lists nothing.
+  auto edge = store_->recordings().identity_page(1100, 1101, "fs1", "", "", 100, true);
+  ASSERT_TRUE(edge);
+  ASSERT_EQ(edge->size(), 1u);
+  EXPECT_EQ(edge->front().rec_time_ms, 1100);
+  auto none = store_->recordings().identity_page(1101, 1110, "fs1", "", "", 100, true);
+  ASSERT_TRUE(none);
+  EXPECT_TRUE(none->empty());
+  auto rest = store_->recordings().identity_page(1101, 1110, "fs1", "", "", 100, false);
+  ASSERT_TRUE(rest);
+  EXPECT_EQ(rest->size(), 40u);
+}
+
+TEST_F(StoreTest, DigestInputReadsExactlyTheRangeByRowidOrByIndex) {
+  // 9,000 rows (more than two pages of 4,096), times a permutation of
+  // 1000..9999, every third at a qualified path (identity = origin_rel).
+  std::vector<RecordingRow> batch;
+  std::map<std::string, std::tuple<std::string, uint64_t, int64_t>> all;  // path -> hash, size, t
+  for (int i = 0; i < 9000; ++i) {
+    RecordingRow r = row("d/c" + std::to_string(i) + ".wav", 100 + i, 1000 + (i * 7919) % 9000,
+                         i % 2 ? "" : "xxh128:" + std::string(32, "0123456789abcdef"[i % 16]));
+    r.origin = i % 3 ? kLocalOrigin : "fs2";
+    if (i % 3 == 0) {
+      r.origin_rel = r.rel;
+      r.rel = "d/c" + std::to_string(i) + ".from-fs2.wav";
+    }
+    all[r.identity_rel()] = {r.hash, r.size, r.rec_time_ms};
+    batch.push_back(r);
+  }
+  ASSERT_TRUE(store_->recordings().scan_seen(batch, 1));
+  // [1000, 9000): 8,000 rows, read by rowid; [2000, 2500): 500 rows (under an
+  // eighth of the table), through the time index; [9999, 10000): the last one.
+  for (auto [t0, t1] :
+       std::vector<std::pair<int64_t, int64_t>>{{1000, 9000},
+                                                {2000, 2500},
+                                                {9999, 10000},
+                                                {0, 1000},
+                                                {Recordings::kFirstTime, INT64_MAX}}) {
+    std::map<std::string, std::tuple<std::string, uint64_t, int64_t>> want, got;
+    for (const auto& [p, v] : all)
+      if (std::get<2>(v) >= t0 && std::get<2>(v) < t1) want[p] = v;
+    size_t calls = 0;
+    ASSERT_TRUE(store_->recordings().for_each_digest_input(
+        t0, t1, [&](std::string_view path, std::string_view hash, uint64_t size, int64_t t) {
+          got[std::string(path)] = {std::string(hash), size, t};
+          ++calls;
+        }));
+    SCOPED_TRACE(::testing::Message() << "[" << t0 << ", " << t1 << ")");
+    EXPECT_EQ(calls, want.size());  // each row once
+    EXPECT_EQ(got, want);
+  }
 }
 
 TEST_F(StoreTest, ReopenPersists) {
