@@ -403,24 +403,10 @@ int cmd_bandwidth(const Ctx& c) {
   return kExitOk;
 }
 
-// The subcommands and their options; each sets `run` when parsed.
-void build(CLI::App& app, Ctx& c, std::function<int()>& run) {
-  app.require_subcommand(1);
-  app.add_option("-c,--config", c.config_path, "recsyncd configuration file")
-      ->capture_default_str();
-  app.add_option("--socket", c.socket, "control socket (default: from the configuration)");
-  auto on = [&run, &c](int (*f)(const Ctx&)) {
-    return [&run, &c, f] { run = [&c, f] { return f(c); }; };
-  };
-
-  auto* status = app.add_subcommand("status", "show the daemon's state");
-  status->add_flag("--json", c.json_out, "machine-readable output");
-  status->add_flag("--check", c.check, "one line and exit 0/1/2/3 (Nagios plugin convention)");
-  status->add_flag("--watch", c.watch, "refresh until interrupted");
-  status->add_option("--interval", c.interval, "seconds between refreshes with --watch")
-      ->check(CLI::Range(1, 3600));
-  status->callback(on(cmd_status));
-
+// The subcommands that act on single recordings: hold, locate, erase,
+// fetch, verify. on(f) is the callback that makes f the command to run.
+using OnParsed = std::function<std::function<void()>(int (*)(const Ctx&))>;
+void add_recording_commands(CLI::App& app, Ctx& c, const OnParsed& on) {
   auto* hold = app.add_subcommand("hold", "keep recordings from being pruned");
   hold->require_subcommand(1);
   auto* hadd = hold->add_subcommand("add", "hold a recording (by id or archive path)");
@@ -435,11 +421,6 @@ void build(CLI::App& app, Ctx& c, std::function<int()>& run) {
   hlist->add_flag("--json", c.json_out, "machine-readable output");
   hlist->callback(on(cmd_hold_list));
 
-  auto* prune = app.add_subcommand("prune", "run retention now, or show what it would remove");
-  prune->add_flag("--dry-run", c.dry_run, "list what would be pruned, delete nothing");
-  prune->add_flag("--json", c.json_out, "machine-readable output");
-  prune->callback(on(cmd_prune));
-
   auto* locate = app.add_subcommand("locate", "find a recording in the spool and the archive");
   locate->add_option("id", c.id, "recording id (call uuid) or path")->required();
   locate->add_flag("--json", c.json_out, "machine-readable output");
@@ -453,14 +434,6 @@ void build(CLI::App& app, Ctx& c, std::function<int()>& run) {
   erase->add_flag("--json", c.json_out, "machine-readable output");
   erase->callback(on(cmd_erase));
 
-  auto* bw = app.add_subcommand(
-      "bandwidth", "show the replication cap in force and why, or override it for a while");
-  bw->add_option("rate", c.rate, "new cap, e.g. 10MB/s, 500KiB/s; 0 = no cap");
-  bw->add_option("--for", c.for_duration, "end the override by itself after this, e.g. 2h");
-  bw->add_flag("--clear", c.clear, "end the override: back to the config and schedule");
-  bw->add_flag("--json", c.json_out, "machine-readable output");
-  bw->callback(on(cmd_bandwidth));
-
   auto* fetch = app.add_subcommand(
       "fetch", "bring a recording back from the object store into the archive (for playback)");
   fetch->add_option("id", c.id, "recording id (call uuid) or archive-relative path");
@@ -469,13 +442,6 @@ void build(CLI::App& app, Ctx& c, std::function<int()>& run) {
   fetch->add_flag("--json", c.json_out, "machine-readable output");
   fetch->callback(on(cmd_fetch));
 
-  auto* backfill = app.add_subcommand(
-      "backfill", "bring this archive in line with the peers' (after a rebuild, or any time)");
-  backfill->add_flag("--dry-run", c.dry_run, "plan only: show what would move");
-  backfill->add_flag("--json", c.json_out, "one JSON line per second, and a final one");
-  backfill->add_option("--peer", c.target, "only this peer (a [[peer]] name)");
-  backfill->callback(on(cmd_backfill));
-
   auto* verify = app.add_subcommand(
       "verify", "re-read archived recordings against their stored hash (a scrub pass now)");
   verify->add_option("target", c.targets,
@@ -483,6 +449,46 @@ void build(CLI::App& app, Ctx& c, std::function<int()>& run) {
   verify->add_flag("--now", c.now, "read at full speed, not at [scrub] rate");
   verify->add_flag("--json", c.json_out, "machine-readable output");
   verify->callback(on(cmd_verify));
+}
+
+// The subcommands and their options; each sets `run` when parsed.
+void build(CLI::App& app, Ctx& c, std::function<int()>& run) {
+  app.require_subcommand(1);
+  app.add_option("-c,--config", c.config_path, "recsyncd configuration file")
+      ->capture_default_str();
+  app.add_option("--socket", c.socket, "control socket (default: from the configuration)");
+  auto on = [&run, &c](int (*f)(const Ctx&)) -> std::function<void()> {
+    return [&run, &c, f] { run = [&c, f] { return f(c); }; };
+  };
+
+  auto* status = app.add_subcommand("status", "show the daemon's state");
+  status->add_flag("--json", c.json_out, "machine-readable output");
+  status->add_flag("--check", c.check, "one line and exit 0/1/2/3 (Nagios plugin convention)");
+  status->add_flag("--watch", c.watch, "refresh until interrupted");
+  status->add_option("--interval", c.interval, "seconds between refreshes with --watch")
+      ->check(CLI::Range(1, 3600));
+  status->callback(on(cmd_status));
+  add_recording_commands(app, c, on);
+
+  auto* prune = app.add_subcommand("prune", "run retention now, or show what it would remove");
+  prune->add_flag("--dry-run", c.dry_run, "list what would be pruned, delete nothing");
+  prune->add_flag("--json", c.json_out, "machine-readable output");
+  prune->callback(on(cmd_prune));
+
+  auto* bw = app.add_subcommand(
+      "bandwidth", "show the replication cap in force and why, or override it for a while");
+  bw->add_option("rate", c.rate, "new cap, e.g. 10MB/s, 500KiB/s; 0 = no cap");
+  bw->add_option("--for", c.for_duration, "end the override by itself after this, e.g. 2h");
+  bw->add_flag("--clear", c.clear, "end the override: back to the config and schedule");
+  bw->add_flag("--json", c.json_out, "machine-readable output");
+  bw->callback(on(cmd_bandwidth));
+
+  auto* backfill = app.add_subcommand(
+      "backfill", "bring this archive in line with the peers' (after a rebuild, or any time)");
+  backfill->add_flag("--dry-run", c.dry_run, "plan only: show what would move");
+  backfill->add_flag("--json", c.json_out, "one JSON line per second, and a final one");
+  backfill->add_option("--peer", c.target, "only this peer (a [[peer]] name)");
+  backfill->callback(on(cmd_backfill));
 
   app.add_subcommand("id", "print this node's fingerprint (for the peer's [[peer]] fingerprint)")
       ->callback([&] { run = [&c] { return cmd_identity(c, false); }; });
