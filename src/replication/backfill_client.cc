@@ -282,25 +282,16 @@ Result<BackfillPlanResult> BackfillClient::plan(int64_t job, bool dry_run,
 }
 
 Status BackfillClient::send_pull_batch(std::vector<BackfillItem>& items) {
-  backfill::PullMsg req{next_id_++, {}};
-  for (const BackfillItem& it : items) {
-    backfill::RecordingRef ref;
-    ref.path = it.origin_rel;
-    ref.origin = it.origin == kLocalOrigin ? ctx_.opt.node : it.origin;
-    ref.size = it.size;
-    if (!backfill::hash_from_text(it.hash, &ref.has_hash, ref.hash)) ref.has_hash = false;
-    req.recordings.push_back(std::move(ref));
-  }
-  RECSYNC_RETURN_IF_ERROR(send_msg(c_, FrameType::kPull, req));
-  auto fr = recv_reply(FrameType::kPullRep);
-  if (!fr) return fr.status();
-  backfill::PullRepMsg rep;
-  RECSYNC_RETURN_IF_ERROR(backfill::decode(fr->payload, &rep));
-  if (rep.id != req.id || rep.results.size() != items.size())
-    return Status::corrupt("backfill: PULL_REP does not answer the PULL");
+  std::vector<RepairRef> refs;
+  refs.reserve(items.size());
+  for (const BackfillItem& it : items)
+    refs.push_back(
+        {it.origin_rel, it.origin == kLocalOrigin ? ctx_.opt.node : it.origin, it.hash, it.size});
+  auto results = pull_refs(refs);
+  if (!results) return results.status().with_context("backfill");
   std::vector<BackfillItem> queued, gone;
   for (size_t i = 0; i < items.size(); ++i)
-    (rep.results[i] == backfill::PullResult::kQueued ? queued : gone).push_back(items[i]);
+    ((*results)[i] == backfill::PullResult::kQueued ? queued : gone).push_back(items[i]);
   RECSYNC_RETURN_IF_ERROR(ctx_.store->backfill().set_state(queued, BackfillItem::kRequested));
   if (!gone.empty())
     ctx_.lg->warn("backfill: peer {} no longer has {} of the recordings asked for (first: {})",
@@ -325,7 +316,7 @@ Result<std::vector<backfill::PullResult>> BackfillClient::pull_refs(
   backfill::PullRepMsg rep;
   RECSYNC_RETURN_IF_ERROR(backfill::decode(fr->payload, &rep));
   if (rep.id != req.id || rep.results.size() != refs.size())
-    return Status::corrupt("repair: PULL_REP does not answer the PULL");
+    return Status::corrupt("PULL_REP does not answer the PULL");
   return rep.results;
 }
 

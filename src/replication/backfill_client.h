@@ -49,8 +49,9 @@ class BackfillClient {
   Result<BackfillPlanResult> plan(int64_t job, bool dry_run, int64_t window_start_ms);
   // again: also the pulls already requested (after a reconnect).
   Status pull(int64_t job, bool again);
-  // Scrub repairs (repair_requests.h): one PULL for refs (at most
-  // backfill::kMaxEntriesPerFrame / 2), the peer's answer for each, in order.
+  // One PULL for refs (at most backfill::kMaxEntriesPerFrame / 2), the
+  // peer's answer for each, in order: backfill's pulls and scrub repairs
+  // (repair_requests.h).
   Result<std::vector<backfill::PullResult>> pull_refs(const std::vector<RepairRef>& refs);
 
  private:
