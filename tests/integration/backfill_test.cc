@@ -8,12 +8,12 @@
 #include <set>
 #include <thread>
 
+#include "backfill/messages.h"
 #include "node.h"
 #include "peer/connection.h"
 #include "peer/frame.h"
 #include "peer/identity.h"
 #include "peer/tls.h"
-#include "backfill/messages.h"
 #include "recsync/env.h"
 
 namespace recsync::test {
@@ -21,15 +21,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
-
-// Publishes a finished recording into a spool the way FreeSWITCH's move-in
-// does: written under a hidden name, then renamed (IN_MOVED_TO).
-void record(Node& n, const std::string& rel, const std::string& content) {
-  const std::string tmp = n.spool + "/.writing-" + std::to_string(std::hash<std::string>{}(rel));
-  write_file(tmp, content);
-  fs::create_directories(fs::path(n.spool + "/" + rel).parent_path());
-  fs::rename(tmp, n.spool + "/" + rel);
-}
 
 // Stops nothing: n must be stopped. Empties its archive and its state but
 // keeps its identity (node.key, node.crt): a node rebuilt with the same
@@ -90,7 +81,8 @@ TEST(Identity, SameNamesOnBothNodesConvergeToTheSameBytesPerPath) {
     record(*p.fs2, names[i], "call on fs2 #" + std::to_string(i) + std::string(2000 + i, 'b'));
   }
   ASSERT_TRUE(wait_until([&] { return converged(p, 32); }, 60s, 200ms))
-      << describe(p) << log_tail(*p.fs1, 20000) << "\n=== fs2\n" << log_tail(*p.fs2, 20000);
+      << describe(p) << log_tail(*p.fs1, 20000) << "\n=== fs2\n"
+      << log_tail(*p.fs2, 20000);
   expect_same_archives(*p.fs1, *p.fs2);
   // The rule: fs1 sorts first and keeps the plain name; fs2's recording of
   // the same name is "<name>.from-fs2.wav". The same on both nodes.
@@ -150,12 +142,12 @@ TEST(Identity, SameNamesOnBothNodesConvergeToTheSameBytesPerPath) {
 void make_converged_pair(Pair& p, int per_node) {
   p.start();
   if (::testing::Test::HasFatalFailure()) return;
-  auto l1 = spawn_loadgen(*p.fs1, {"--calls", std::to_string(per_node), "--concurrency", "10",
-                                   "--speed", "50", "--min-duration", "1", "--max-duration", "3",
-                                   "--seed", "11", "--subdirs"});
-  auto l2 = spawn_loadgen(*p.fs2, {"--calls", std::to_string(per_node), "--concurrency", "10",
-                                   "--speed", "50", "--min-duration", "1", "--max-duration", "3",
-                                   "--seed", "22"});
+  auto l1 = spawn_loadgen(
+      *p.fs1, {"--calls", std::to_string(per_node), "--concurrency", "10", "--speed", "50",
+               "--min-duration", "1", "--max-duration", "3", "--seed", "11", "--subdirs"});
+  auto l2 =
+      spawn_loadgen(*p.fs2, {"--calls", std::to_string(per_node), "--concurrency", "10", "--speed",
+                             "50", "--min-duration", "1", "--max-duration", "3", "--seed", "22"});
   ASSERT_TRUE(l1 && l2);
   ASSERT_EQ(l1->wait(60s), 0);
   ASSERT_EQ(l2->wait(60s), 0);
@@ -174,7 +166,9 @@ TEST(Backfill, RebuiltNodeGetsEveryRecordingAndHoldBackAndThePeerItsLostFiles) {
   ASSERT_EQ(p.fs1->cli({"hold", "add", held_a, "--reason", "legal 1"}).exit_code, 0);
   ASSERT_EQ(p.fs2->cli({"hold", "add", held_b, "--reason", "legal 2"}).exit_code, 0);
   ASSERT_TRUE(wait_until(
-      [&] { return p.fs1->cli({"hold", "list", "--json"}).out.find("legal 2") != std::string::npos; },
+      [&] {
+        return p.fs1->cli({"hold", "list", "--json"}).out.find("legal 2") != std::string::npos;
+      },
       20s));
   // fs2 is rebuilt empty, its identity kept.
   p.fs2->stop();
@@ -204,7 +198,11 @@ TEST(Backfill, RebuiltNodeGetsEveryRecordingAndHoldBackAndThePeerItsLostFiles) {
   for (auto& rel : lost) fs::remove(p.fs1->archive + "/" + rel);
   p.fs1->start();
   ASSERT_TRUE(p.wait_connected(30s)) << describe(p);
-  ASSERT_TRUE(wait_until([&] { return num(p.fs1->status(), {"archive", "files"}) == 57; }, 30s))
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return num(p.fs1->status(), {"archive", "files"}) == 57;
+      },
+      30s))
       << "fs1's reconcile notices";
   BackfillRun push = backfill(*p.fs2);
   ASSERT_EQ(push.exit_code, 0) << push.out << push.err << log_tail(*p.fs2);
@@ -292,8 +290,8 @@ TEST(Backfill, Kill9OfEitherNodeLosesNothingAndResendsLittle) {
   for (const char* pattern : {"received \\S+ from fs1 \\(\\d+ bytes, (\\d+) delta bytes",
                               "transfer of \\S+ interrupted at (\\d+) of"}) {
     std::regex re(pattern);
-    for (auto it = std::sregex_iterator(log.begin(), log.end(), re);
-         it != std::sregex_iterator(); ++it)
+    for (auto it = std::sregex_iterator(log.begin(), log.end(), re); it != std::sregex_iterator();
+         ++it)
       crossed += std::stoull((*it)[1]);
   }
   EXPECT_GT(crossed, 0u);
@@ -324,7 +322,10 @@ TEST(Backfill, LiveRecordingsDoNotWaitBehindACappedBackfill) {
                             p.fs2->dir.sub("backfill.out"), "");
   ASSERT_TRUE(cli);
   ASSERT_TRUE(wait_until(
-      [&] { return num(p.fs2->status(), {"backfill", "bytes_done"}) > 2'000'000; }, 60s))
+      [&] {
+        return num(p.fs2->status(), {"backfill", "bytes_done"}) > 2'000'000;
+      },
+      60s))
       << p.fs2->status()["backfill"].dump();
   // Live recordings made meanwhile arrive within a few seconds each, while
   // the backfill is still far from done.
@@ -367,8 +368,8 @@ struct Trio {
       std::vector<PeerSpec> peers;
       for (int j = 0; j < 3; ++j)
         if (j != i)
-          peers.push_back({"fs" + std::to_string(j + 1), "127.0.0.1:" + std::to_string(ports[j]),
-                           fp[j]});
+          peers.push_back(
+              {"fs" + std::to_string(j + 1), "127.0.0.1:" + std::to_string(ports[j]), fp[j]});
       n[i]->set_peers(peers);
     }
   }
@@ -385,9 +386,9 @@ TEST(Backfill, ThreeNodesConvergeAndARebuiltOneGetsEachRecordingOnce) {
   for (auto& n : t.n) n->start();
   ASSERT_TRUE(wait_until([&] { return t.connected(0) && t.connected(1) && t.connected(2); }, 30s));
   for (int i = 0; i < 3; ++i) {
-    auto l = spawn_loadgen(*t.n[i], {"--calls", "12", "--concurrency", "6", "--speed", "50",
-                                     "--min-duration", "1", "--max-duration", "2", "--seed",
-                                     std::to_string(300 + i)});
+    auto l = spawn_loadgen(
+        *t.n[i], {"--calls", "12", "--concurrency", "6", "--speed", "50", "--min-duration", "1",
+                  "--max-duration", "2", "--seed", std::to_string(300 + i)});
     ASSERT_TRUE(l);
     ASSERT_EQ(l->wait(60s), 0);
   }
@@ -483,8 +484,9 @@ TEST(Backfill, HostileRequestsAreRefusedAndTheDaemonKeepsServing) {
   {
     auto c = peer::Connection::connect("127.0.0.1:" + std::to_string(p.port2), **tls, 5s);
     ASSERT_TRUE(c);
-    ASSERT_TRUE((*c)->send_msg(peer::FrameType::kHello,
-                               peer::HelloMsg{peer::kProtocolVersion, "fs1", peer::Lane::kBackfill}));
+    ASSERT_TRUE(
+        (*c)->send_msg(peer::FrameType::kHello,
+                       peer::HelloMsg{peer::kProtocolVersion, "fs1", peer::Lane::kBackfill}));
     ASSERT_TRUE((*c)->recv(5s));
     backfill::ListReqMsg req{9, backfill::ListKind::kRange, {0, INT64_MAX}};
     std::vector<uint8_t> body;

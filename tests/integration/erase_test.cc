@@ -23,13 +23,6 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-void record(Node& n, const std::string& rel, const std::string& content) {
-  const std::string tmp = n.spool + "/.writing-" + std::to_string(std::hash<std::string>{}(rel));
-  write_file(tmp, content);
-  fs::create_directories(fs::path(n.spool + "/" + rel).parent_path());
-  fs::rename(tmp, n.spool + "/" + rel);
-}
-
 // The archive path on n of the recording whose file name is `name` ("" when none).
 std::string find_rel(Node& n, const std::string& name) {
   for (auto& [rel, fi] : n.archive_recordings())

@@ -356,4 +356,11 @@ void write_random_file(const std::string& path, uint64_t size, uint64_t seed) {
   ASSERT_TRUE(f.good()) << path;
 }
 
+void record(Node& n, const std::string& rel, const std::string& content) {
+  const std::string tmp = n.spool + "/.writing-" + std::to_string(std::hash<std::string>{}(rel));
+  write_file(tmp, content);
+  std::filesystem::create_directories(std::filesystem::path(n.spool + "/" + rel).parent_path());
+  std::filesystem::rename(tmp, n.spool + "/" + rel);
+}
+
 }  // namespace recsync::test

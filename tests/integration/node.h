@@ -141,7 +141,6 @@ class Pair {
 void expect_archived_exactly_once(const std::vector<ManifestEntry>& manifest,
                                   const std::map<std::string, FileInfo>& archive);
 
-
 // ----- helpers shared by the replication and backfill tests -----
 
 // A number at a path of keys in a status document; -1 when absent or not a
@@ -162,6 +161,9 @@ size_t count_lines_with(const std::string& log, const std::string& a, const std:
 bool converged(Pair& p, size_t want);
 // The end of n's log, for failure messages.
 std::string log_tail(Node& n, size_t bytes = 6000);
+// Publishes a finished recording into n's spool the way FreeSWITCH's
+// move-in does: written under a hidden name, then renamed (IN_MOVED_TO).
+void record(Node& n, const std::string& rel, const std::string& content);
 // Spool, archive, replication and peers of both nodes, for failure messages.
 std::string describe(Pair& p);
 // Writes `size` pseudo-random bytes (incompressible, no repeated blocks).
